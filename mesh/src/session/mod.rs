@@ -1,0 +1,1 @@
+//! placeholder module header, replaced by the module implementation.

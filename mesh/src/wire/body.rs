@@ -1,0 +1,1 @@
+//! Bodies of each frame kind (PROTOCOL.md §5).
