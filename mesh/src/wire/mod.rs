@@ -9,6 +9,7 @@
 pub mod body;
 mod header;
 
+pub use body::{sealed_associated_data, Handshake, Sealed, UnknownSession};
 pub use header::{
     authenticated_prefix, FrameView, Header, Kind, WireError, DEFAULT_TTL, HEADER_LEN,
     MAX_FRAME_LEN, MAX_TTL, VERSION,
