@@ -148,10 +148,10 @@ pub enum LinkError {
     Interrupted,
     /// Receiving: a MIDDLE or LAST with no partial frame open (rule 5); the packet was dropped.
     Orphan,
-    /// Receiving: the fragment would take the frame over `max_frame_len` (rule 7); the packet and the partial
+    /// Receiving: the fragment would take the frame over `max_frame_len` (rules 3, 4, 7); the packet and the partial
     /// frame were dropped before any byte was copied.
     TooLong,
-    /// Receiving: the partial frame was not completed before its `expires_at` (rule 8) and was dropped.
+    /// Receiving: the partial frame was not completed before its `expires_at` (rule 0) and was dropped.
     TimedOut,
 }
 
