@@ -84,29 +84,26 @@ impl<'f> Iterator for Packets<'f> {
         if self.index >= self.count {
             return None;
         }
-        let last = self.index + 1 == self.count;
-        let kind = match (self.count, self.index, last) {
-            (1, _, _) => PacketKind::Single,
-            (_, 0, _) => PacketKind::First,
-            (_, _, true) => PacketKind::Last,
-            _ => PacketKind::Middle,
-        };
-        let room = self.payload.saturating_sub(kind.header_len());
-        let take = if last {
-            self.rest.len()
+        let index = self.index;
+        self.index += 1;
+        let (kind, take) = if self.count == 1 {
+            (PacketKind::Single, self.rest.len())
+        } else if index == 0 {
+            (PacketKind::First, self.payload - 2)
+        } else if self.index == self.count {
+            (PacketKind::Last, self.rest.len())
         } else {
-            room.min(self.rest.len())
+            (PacketKind::Middle, self.payload - 1)
         };
         let (fragment, rest) = self.rest.split_at_checked(take)?;
         self.rest = rest;
-        let packet = Packet {
-            header: [header_byte(kind, self.seq), self.count],
+        let seq = self.seq;
+        self.seq = (seq + 1) % SEQ_MODULUS;
+        Some(Packet {
+            header: [header_byte(kind, seq), self.count],
             kind,
             fragment,
-        };
-        self.index += 1;
-        self.seq = (self.seq + 1) % SEQ_MODULUS;
-        Some(packet)
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -161,12 +158,24 @@ impl<'f> Packet<'f> {
     /// Copies the packet into the start of `out` and returns its length, or `None` (copying nothing) if `out` is
     /// shorter than [`Packet::len`]. A `[u8; MAX_PACKET_LEN]` scratch buffer fits every packet.
     pub fn write_to(&self, out: &mut [u8]) -> Option<usize> {
-        let header = self.header();
-        let out = out.get_mut(..self.len())?;
-        let (h, f) = out.split_at_mut(header.len());
-        h.copy_from_slice(header);
-        f.copy_from_slice(self.fragment);
-        Some(self.len())
+        let len = self.len();
+        let out = out.get_mut(..len)?;
+        // Byte stores for the header rather than a variable-length copy: this runs once per packet.
+        let fragment_out = match (self.kind, out) {
+            (PacketKind::First, [h0, h1, rest @ ..]) => {
+                *h0 = self.header[0];
+                *h1 = self.header[1];
+                rest
+            }
+            (PacketKind::First, _) => return None,
+            (_, [h0, rest @ ..]) => {
+                *h0 = self.header[0];
+                rest
+            }
+            (_, []) => return None,
+        };
+        fragment_out.copy_from_slice(self.fragment);
+        Some(len)
     }
 
     /// Appends the packet to `out`.
