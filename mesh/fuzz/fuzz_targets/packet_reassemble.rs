@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mesh::link::{ReassemblyConfig, Reassembler};
+use mesh::link::{Reassembler, ReassemblyConfig};
 use mesh::time::{Duration, Instant};
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
         if let Ok(Some(frame)) = rx.push(packet, now) {
             assert!(!frame.is_empty());
-            assert!(frame.len() <= max_frame_len, "{} > {max_frame_len}", frame.len());
+            assert!(
+                frame.len() <= max_frame_len,
+                "{} > {max_frame_len}",
+                frame.len()
+            );
         }
         assert!(rx.heap_bytes() <= max_frame_len);
         if head[0] == 0xff {
