@@ -1,1 +1,0 @@
-//! placeholder module header, replaced by the module implementation.
