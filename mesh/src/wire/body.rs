@@ -624,6 +624,77 @@ mod tests {
         );
     }
 
+    fn announce_body(nick_len: u8, nick: &[u8]) -> alloc::vec::Vec<u8> {
+        let mut body = alloc::vec![0u8; ANNOUNCE_FIXED_LEN];
+        body[66] = nick_len;
+        body.extend_from_slice(nick);
+        body.extend_from_slice(&[0u8; SIGNATURE_LEN]);
+        body
+    }
+
+    #[test]
+    fn announce_nickname_limits() {
+        let ok = announce_body(32, &[b'a'; 32]);
+        let a = Announce::parse(&ok).unwrap();
+        assert_eq!(a.nickname.len(), 32);
+        assert_eq!(a.buffer_len(), ok.len());
+        let mut buf = alloc::vec![0xa5u8; ok.len()];
+        a.emit(&mut buf);
+        assert_eq!(buf, ok);
+        assert_eq!(
+            Announce::parse(&announce_body(0, &[])).unwrap().nickname,
+            ""
+        );
+        assert_eq!(
+            Announce::parse(&announce_body(33, &[b'a'; 33])),
+            Err(WireError::TooLong)
+        );
+        assert_eq!(
+            Announce::parse(&announce_body(2, &[0xc3, 0x28])),
+            Err(WireError::BadField)
+        );
+        assert_eq!(
+            Announce::parse(&ok[..ok.len() - 1]),
+            Err(WireError::Truncated)
+        );
+    }
+
+    #[test]
+    fn broadcast_message_limits() {
+        let mut body = alloc::vec![b'x'; MAX_BROADCAST_LEN + SIGNATURE_LEN];
+        assert_eq!(
+            Broadcast::parse(&body).unwrap().message.len(),
+            MAX_BROADCAST_LEN
+        );
+        body.push(b'x');
+        assert_eq!(Broadcast::parse(&body), Err(WireError::TooLong));
+        assert_eq!(
+            Broadcast::parse(&body[..SIGNATURE_LEN + 1])
+                .unwrap()
+                .message,
+            b"x"
+        );
+        assert_eq!(
+            Broadcast::parse(&body[..SIGNATURE_LEN]),
+            Err(WireError::Truncated)
+        );
+    }
+
+    #[test]
+    fn channel_body_and_tag() {
+        let body = [7u8; CHANNEL_FIXED_LEN + TAG_LEN];
+        let c = Channel::parse(&body).unwrap();
+        assert_eq!(c.ciphertext_and_tag.len(), TAG_LEN);
+        let mut buf = [0xa5u8; CHANNEL_FIXED_LEN + TAG_LEN];
+        c.emit(&mut buf);
+        assert_eq!(buf, body);
+        assert_eq!(
+            Channel::parse(&body[..body.len() - 1]),
+            Err(WireError::Truncated)
+        );
+        assert_ne!(channel_tag("general"), channel_tag("General"));
+    }
+
     #[test]
     fn associated_data_is_first_32_bytes_without_ttl() {
         let mut frame = [0u8; 60];
