@@ -54,6 +54,10 @@ pub enum WireError {
     BadField,
     /// Bytes left over after the body of a fixed-size kind.
     TrailingBytes,
+    /// An Ed25519 signature (ANNOUNCE, BROADCAST) does not verify over the bytes PROTOCOL.md §5.1/§5.2 name.
+    BadSignature,
+    /// The source node id is not the id of the keys that sign for it (PROTOCOL.md §2.2).
+    IdMismatch,
 }
 
 impl fmt::Display for WireError {
@@ -69,6 +73,8 @@ impl fmt::Display for WireError {
             WireError::BadDestination => f.write_str("destination not allowed for this frame kind"),
             WireError::BadField => f.write_str("body field out of range"),
             WireError::TrailingBytes => f.write_str("trailing bytes after body"),
+            WireError::BadSignature => f.write_str("signature does not verify"),
+            WireError::IdMismatch => f.write_str("source id does not match the signing keys"),
         }
     }
 }

@@ -3,13 +3,19 @@
 //!
 //! Shape: [`FrameView`] is a checked view over any `AsRef<[u8]>` that reads header fields in place (a relay checks
 //! the header and decrements TTL without decoding the body); [`Header`] is the parsed header (`parse`,
-//! `buffer_len`, `emit`); [`body`] holds one type per kind. Invariant: every decoder returns a value or a
+//! `buffer_len`, `emit`); [`body`] holds one type per kind, with the signing of ANNOUNCE and BROADCAST; [`decode`]
+//! checks a whole frame and returns its header and [`Body`], [`encode`] builds one. Invariant: every decoder returns a value or a
 //! [`WireError`] naming the reason, for any byte string; nothing here panics on input.
 
 pub mod body;
+mod frame;
 mod header;
 
-pub use body::{sealed_associated_data, Handshake, Sealed, UnknownSession};
+pub use body::{
+    authenticated_header, channel_associated_data, channel_tag, sealed_associated_data, Announce,
+    Broadcast, Channel, Handshake, Sealed, UnknownSession,
+};
+pub use frame::{decode, encode, encode_body, Body};
 pub use header::{
     authenticated_prefix, FrameView, Header, Kind, WireError, DEFAULT_TTL, HEADER_LEN,
     MAX_FRAME_LEN, MAX_TTL, VERSION,

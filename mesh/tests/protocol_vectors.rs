@@ -1,0 +1,548 @@
+//! Golden vectors of PROTOCOL.md §8.1 (identity and frames), checked byte for byte against this implementation.
+//!
+//! Each vector is recomputed here from the inputs stated under it in PROTOCOL.md, and each frame vector is then
+//! deconstructed, constructed into a buffer pre-filled with 0xa5, parsed and emitted back, truncated and
+//! malformed. Invariant: a change to the wire format, the signing or the AEAD construction fails here until the
+//! document is changed with it. `cargo test -p mesh --test protocol_vectors -- --ignored --nocapture` prints the
+//! blocks as they belong in PROTOCOL.md.
+
+mod common;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+use mesh::identity::{Identity, NodeId};
+use mesh::wire::body::{CAP_RELAY, CAP_SESSIONS, SEALED_FIXED_LEN, TAG_LEN};
+use mesh::wire::{
+    channel_associated_data, channel_tag, decode, encode, encode_body, sealed_associated_data,
+    Announce, Body, Broadcast, Channel, FrameView, Handshake, Header, Kind, Sealed, UnknownSession,
+    WireError, HEADER_LEN,
+};
+
+const PEER: NodeId = NodeId([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
+const SESSION_KEY: [u8; 32] = [0x42; 32];
+const CHANNEL_KEY: [u8; 32] = [0x33; 32];
+
+fn identity() -> Identity {
+    Identity::from_secrets([0x01; 32], [0x02; 32])
+}
+
+fn channel_nonce() -> [u8; 24] {
+    core::array::from_fn(|i| 0x10 + i as u8)
+}
+
+/// ChaCha20-Poly1305 exactly as PROTOCOL.md §6.4: nonce `00 00 00 00 || LE u64(n)`.
+fn noise_encrypt(key: &[u8; 32], n: u64, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    nonce[4..].copy_from_slice(&n.to_le_bytes());
+    ChaCha20Poly1305::new(key.into())
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: plaintext,
+                aad: ad,
+            },
+        )
+        .unwrap()
+}
+
+fn noise_decrypt(key: &[u8; 32], n: u64, ad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+    let mut nonce = [0u8; 12];
+    nonce[4..].copy_from_slice(&n.to_le_bytes());
+    ChaCha20Poly1305::new(key.into())
+        .decrypt(
+            &nonce.into(),
+            Payload {
+                msg: ciphertext,
+                aad: ad,
+            },
+        )
+        .ok()
+}
+
+fn channel_decrypt(frame: &[u8]) -> Option<Vec<u8>> {
+    let (_, body) = decode(frame).ok()?;
+    let Body::Channel(c) = body else { return None };
+    let ad = channel_associated_data(frame).ok()?;
+    XChaCha20Poly1305::new(&CHANNEL_KEY.into())
+        .decrypt(
+            &c.nonce.into(),
+            Payload {
+                msg: c.ciphertext_and_tag,
+                aad: &ad,
+            },
+        )
+        .ok()
+}
+
+fn transport_header() -> Header {
+    Header {
+        kind: Kind::Transport,
+        ttl: 7,
+        frame_id: 0x0102_0304,
+        src: identity().node_id(),
+        dst: PEER,
+    }
+}
+
+fn handshake_1_header() -> Header {
+    Header {
+        kind: Kind::Handshake1,
+        ..transport_header()
+    }
+}
+
+fn unknown_session_header() -> Header {
+    Header {
+        kind: Kind::UnknownSession,
+        ttl: 7,
+        frame_id: 0x0506_0708,
+        src: PEER,
+        dst: identity().node_id(),
+    }
+}
+
+fn channel_header() -> Header {
+    Header {
+        kind: Kind::Channel,
+        ttl: 7,
+        frame_id: 0x0a0b_0c0f,
+        src: identity().node_id(),
+        dst: NodeId::BROADCAST,
+    }
+}
+
+fn computed_announce() -> Vec<u8> {
+    Announce::sign_frame(
+        &identity(),
+        0x0a0b_0c0d,
+        7,
+        CAP_RELAY | CAP_SESSIONS,
+        "alice",
+    )
+    .unwrap()
+}
+
+fn computed_broadcast() -> Vec<u8> {
+    Broadcast::sign_frame(&identity(), 0x0a0b_0c0e, 7, b"hello mesh").unwrap()
+}
+
+fn computed_handshake_1() -> Vec<u8> {
+    let noise: Vec<u8> = (0u8..32).collect();
+    let body = Handshake {
+        session_id: 0x2a,
+        noise: &noise,
+    };
+    encode_body(&handshake_1_header(), &Body::Handshake(body)).unwrap()
+}
+
+/// A TRANSPORT frame sealed as the session layer must: header and fixed fields first, then the AEAD over the
+/// plaintext with the first 32 bytes (minus TTL) as associated data.
+fn computed_transport() -> Vec<u8> {
+    let mut fixed = [0u8; SEALED_FIXED_LEN];
+    Sealed::emit_fixed(0x2a, 0, false, 5, &mut fixed);
+    let mut frame = encode(&transport_header(), &fixed).unwrap();
+    let ad = sealed_associated_data(&frame).unwrap();
+    frame.extend(noise_encrypt(&SESSION_KEY, 5, &ad, b"hello"));
+    frame
+}
+
+/// REKEY (PROTOCOL.md §6.5): ENCRYPT(k, 2^64 - 1, empty ad, 32 zero bytes)[0..32].
+fn computed_rekey_key_epoch1() -> Vec<u8> {
+    let mut out = noise_encrypt(&SESSION_KEY, u64::MAX, &[], &[0u8; 32]);
+    out.truncate(32);
+    out
+}
+
+fn computed_unknown_session() -> Vec<u8> {
+    let body = UnknownSession {
+        session_id: 0x2a,
+        epoch_flags: 0x81,
+    };
+    encode_body(&unknown_session_header(), &Body::UnknownSession(body)).unwrap()
+}
+
+fn computed_channel() -> Vec<u8> {
+    let mut frame = encode(&channel_header(), &channel_tag("general")).unwrap();
+    frame.extend_from_slice(&channel_nonce());
+    let ad = channel_associated_data(&frame).unwrap();
+    let sealed = XChaCha20Poly1305::new(&CHANNEL_KEY.into())
+        .encrypt(
+            &channel_nonce().into(),
+            Payload {
+                msg: b"hi all",
+                aad: &ad,
+            },
+        )
+        .unwrap();
+    frame.extend(sealed);
+    frame
+}
+
+fn computed_header_transport() -> Vec<u8> {
+    let header = Header {
+        kind: Kind::Transport,
+        ttl: 7,
+        frame_id: 0x0102_0304,
+        src: PEER,
+        dst: NodeId([0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01]),
+    };
+    let mut buf = vec![0xa5; HEADER_LEN];
+    header.emit(&mut buf);
+    buf
+}
+
+/// Every §8.1 vector, computed from its inputs.
+fn computed() -> Vec<(&'static str, Vec<u8>)> {
+    let id = identity();
+    vec![
+        ("identity_ed25519_public", id.public().ed25519.to_vec()),
+        ("identity_x25519_public", id.public().x25519.to_vec()),
+        ("node_id", id.node_id().0.to_vec()),
+        ("fingerprint", id.public().fingerprint().0.to_vec()),
+        ("header_transport", computed_header_transport()),
+        ("announce", computed_announce()),
+        ("broadcast", computed_broadcast()),
+        ("handshake_1", computed_handshake_1()),
+        ("transport", computed_transport()),
+        ("rekey_key_epoch1", computed_rekey_key_epoch1()),
+        ("unknown_session", computed_unknown_session()),
+        ("channel_tag_general", channel_tag("general").to_vec()),
+        ("channel", computed_channel()),
+    ]
+}
+
+#[test]
+#[ignore = "prints the vector blocks for PROTOCOL.md"]
+fn print_vectors() {
+    for (name, bytes) in computed() {
+        println!("```\nvector: {name}");
+        for line in bytes.chunks(32) {
+            println!("{}", hex::encode(line));
+        }
+        println!("```\n");
+    }
+}
+
+#[test]
+fn every_vector_matches_the_document() {
+    for (name, bytes) in computed() {
+        assert_eq!(
+            hex::encode(common::vector(name)),
+            hex::encode(&bytes),
+            "vector {name}"
+        );
+    }
+}
+
+#[test]
+fn identity_vectors_and_fingerprint_text() {
+    let id = identity();
+    let fp = common::vector("fingerprint");
+    assert_eq!(&fp[..8], &common::vector("node_id")[..]);
+    let shown = id.public().fingerprint().to_string();
+    let want = hex::encode(&fp);
+    let grouped: Vec<&str> = (0..5).map(|i| &want[4 * i..4 * i + 4]).collect();
+    assert_eq!(shown, grouped.join(" "));
+}
+
+#[test]
+fn header_transport_vector() {
+    let v = common::vector("header_transport");
+    assert_eq!(
+        hex::encode(&v),
+        concat!("2607", "01020304", "1122334455667788", "99aabbccddeef001")
+    );
+    let view = FrameView::new_checked(&v[..]).unwrap();
+    let h = Header::parse(&view).unwrap();
+    assert_eq!(
+        (h.kind, h.ttl, h.frame_id, h.src),
+        (Kind::Transport, 7, 0x0102_0304, PEER)
+    );
+    for len in 0..v.len() {
+        assert_eq!(
+            FrameView::new_checked(&v[..len]).unwrap_err(),
+            WireError::Truncated
+        );
+    }
+}
+
+#[test]
+fn announce_vector() {
+    let v = common::vector("announce");
+    let id = identity();
+    // Deconstruct.
+    let (h, body) = decode(&v).unwrap();
+    let Body::Announce(a) = body else {
+        panic!("not an announce: {body:?}")
+    };
+    assert_eq!(
+        h,
+        Header {
+            kind: Kind::Announce,
+            ttl: 7,
+            frame_id: 0x0a0b_0c0d,
+            src: id.node_id(),
+            dst: NodeId::BROADCAST
+        }
+    );
+    assert_eq!(a.public, *id.public());
+    assert_eq!(a.capabilities, 0x0003);
+    assert_eq!(a.nickname, "alice");
+    assert_eq!(a.verify(&h), Ok(()));
+    assert_eq!(v.len(), HEADER_LEN + 67 + 5 + 64);
+    // Construct into a buffer pre-filled with 0xa5.
+    let mut buf = vec![0xa5; HEADER_LEN + a.buffer_len()];
+    h.emit(&mut buf);
+    a.emit(&mut buf[HEADER_LEN..]);
+    assert_eq!(buf, v);
+    // Parse then emit.
+    assert_eq!(encode_body(&h, &body).unwrap(), v);
+    // Truncated: never a valid announce.
+    for len in 0..v.len() {
+        assert!(decode(&v[..len]).is_err(), "prefix {len} decoded");
+    }
+    // Malformed.
+    let nick_len_at = HEADER_LEN + 66;
+    let mut m = v.clone();
+    m[nick_len_at] = 33;
+    assert_eq!(decode(&m).unwrap_err(), WireError::TooLong);
+    let mut m = v.clone();
+    m[nick_len_at] = 6;
+    assert_eq!(decode(&m).unwrap_err(), WireError::Truncated);
+    let mut m = v.clone();
+    m[nick_len_at] = 4;
+    assert_eq!(decode(&m).unwrap_err(), WireError::TrailingBytes);
+    let mut m = v.clone();
+    m[nick_len_at + 1] = 0xff; // not UTF-8
+    assert_eq!(decode(&m).unwrap_err(), WireError::BadField);
+    let mut m = v.clone();
+    m[nick_len_at + 1] = b'A'; // still UTF-8, no longer signed
+    let (h2, Body::Announce(a2)) = decode(&m).unwrap() else {
+        panic!()
+    };
+    assert_eq!(a2.verify(&h2), Err(WireError::BadSignature));
+    let mut m = v.clone();
+    m[6] ^= 1; // another source id
+    let (h2, Body::Announce(a2)) = decode(&m).unwrap() else {
+        panic!()
+    };
+    assert_eq!(a2.verify(&h2), Err(WireError::IdMismatch));
+    let mut m = v.clone();
+    m[1] = 3; // a relay lowered the TTL: still valid
+    let (h2, Body::Announce(a2)) = decode(&m).unwrap() else {
+        panic!()
+    };
+    assert_eq!(a2.verify(&h2), Ok(()));
+    assert_eq!(
+        Announce::sign_frame(&id, 1, 7, 0, "0123456789abcdef0123456789abcdefX"),
+        Err(WireError::TooLong)
+    );
+    assert_eq!(
+        Announce::sign_frame(&id, 1, 16, 0, "a"),
+        Err(WireError::BadTtl(16))
+    );
+}
+
+#[test]
+fn broadcast_vector() {
+    let v = common::vector("broadcast");
+    let id = identity();
+    let (h, body) = decode(&v).unwrap();
+    let Body::Broadcast(b) = body else {
+        panic!("not a broadcast: {body:?}")
+    };
+    assert_eq!(
+        (h.kind, h.frame_id, h.src, h.dst),
+        (
+            Kind::Broadcast,
+            0x0a0b_0c0e,
+            id.node_id(),
+            NodeId::BROADCAST
+        )
+    );
+    assert_eq!(b.message, b"hello mesh");
+    assert_eq!(b.verify(&h, id.public()), Ok(()));
+    let mut buf = vec![0xa5; HEADER_LEN + b.buffer_len()];
+    h.emit(&mut buf);
+    b.emit(&mut buf[HEADER_LEN..]);
+    assert_eq!(buf, v);
+    assert_eq!(encode_body(&h, &body).unwrap(), v);
+    // Truncated: an error, or a shorter message that no longer verifies.
+    for len in 0..v.len() {
+        match decode(&v[..len]) {
+            Err(_) => {}
+            Ok((h2, Body::Broadcast(b2))) => {
+                assert_eq!(b2.verify(&h2, id.public()), Err(WireError::BadSignature))
+            }
+            Ok(other) => panic!("prefix {len} decoded as {other:?}"),
+        }
+    }
+    // Malformed.
+    assert_eq!(
+        decode(&v[..HEADER_LEN + 64]).unwrap_err(),
+        WireError::Truncated
+    );
+    let other = Identity::from_secrets([0x05; 32], [0x06; 32]);
+    assert_eq!(b.verify(&h, other.public()), Err(WireError::IdMismatch));
+    let mut m = v.clone();
+    m[HEADER_LEN] ^= 0x20;
+    let (h2, Body::Broadcast(b2)) = decode(&m).unwrap() else {
+        panic!()
+    };
+    assert_eq!(b2.verify(&h2, id.public()), Err(WireError::BadSignature));
+    let mut long = v[..HEADER_LEN].to_vec();
+    long.extend(vec![b'x'; 1025 + 64]);
+    assert_eq!(decode(&long).unwrap_err(), WireError::TooLong);
+    assert_eq!(
+        Broadcast::sign_frame(&id, 1, 7, &[]),
+        Err(WireError::BadField)
+    );
+    assert_eq!(
+        Broadcast::sign_frame(&id, 1, 7, &[b'x'; 1025]),
+        Err(WireError::TooLong)
+    );
+    let max = Broadcast::sign_frame(&id, 1, 7, &[b'x'; 1024]).unwrap();
+    let (h3, Body::Broadcast(b3)) = decode(&max).unwrap() else {
+        panic!()
+    };
+    assert_eq!(b3.verify(&h3, id.public()), Ok(()));
+}
+
+#[test]
+fn handshake_1_vector() {
+    let v = common::vector("handshake_1");
+    let (h, body) = decode(&v).unwrap();
+    assert_eq!(h, handshake_1_header());
+    let Body::Handshake(hs) = body else {
+        panic!("{body:?}")
+    };
+    assert_eq!(hs.session_id, 0x2a);
+    assert_eq!(hs.noise, (0u8..32).collect::<Vec<_>>());
+    let mut buf = vec![0xa5; HEADER_LEN + hs.buffer_len()];
+    h.emit(&mut buf);
+    hs.emit(&mut buf[HEADER_LEN..]);
+    assert_eq!(buf, v);
+    for len in 0..HEADER_LEN + 2 {
+        assert_eq!(decode(&v[..len]).unwrap_err(), WireError::Truncated);
+    }
+    let mut m = v.clone();
+    m[0] = 0x24; // HANDSHAKE_2: the same body layout
+    assert_eq!(decode(&m).unwrap().0.kind, Kind::Handshake2);
+    m[14..22].fill(0xff);
+    assert_eq!(decode(&m).unwrap_err(), WireError::BadDestination);
+}
+
+#[test]
+fn transport_vector_is_the_section_6_4_aead() {
+    let v = common::vector("transport");
+    let (h, body) = decode(&v).unwrap();
+    assert_eq!(h, transport_header());
+    let Body::Sealed(s) = body else {
+        panic!("{body:?}")
+    };
+    assert_eq!(
+        (s.session_id, s.epoch, s.padded, s.nonce),
+        (0x2a, 0, false, 5)
+    );
+    assert_eq!(v.len(), 48 + 5);
+    let ad = sealed_associated_data(&v).unwrap();
+    assert_eq!(ad[0], v[0]);
+    assert_eq!(&ad[1..], &v[2..32]);
+    assert_eq!(
+        noise_decrypt(&SESSION_KEY, s.nonce, &ad, s.ciphertext_and_tag).as_deref(),
+        Some(&b"hello"[..])
+    );
+    let mut buf = vec![0xa5; HEADER_LEN + s.buffer_len()];
+    h.emit(&mut buf);
+    s.emit(&mut buf[HEADER_LEN..]);
+    assert_eq!(buf, v);
+    assert_eq!(encode_body(&h, &body).unwrap(), v);
+    for len in 0..HEADER_LEN + SEALED_FIXED_LEN + TAG_LEN {
+        assert_eq!(decode(&v[..len]).unwrap_err(), WireError::Truncated);
+    }
+    // The TTL is outside the AD; every other byte of the first 32 is inside it.
+    let mut m = v.clone();
+    m[1] = 2;
+    let ad2 = sealed_associated_data(&m).unwrap();
+    assert!(noise_decrypt(&SESSION_KEY, 5, &ad2, &m[32..]).is_some());
+    for i in (0..32).filter(|&i| i != 1) {
+        let mut m = v.clone();
+        m[i] ^= 0x04;
+        let ad2 = sealed_associated_data(&m).unwrap();
+        assert!(
+            noise_decrypt(&SESSION_KEY, 5, &ad2, &m[32..]).is_none(),
+            "byte {i}"
+        );
+    }
+    let mut m = v.clone();
+    m[24..32].fill(0xff);
+    assert_eq!(decode(&m).unwrap_err(), WireError::BadField);
+}
+
+#[test]
+fn rekey_vector() {
+    let k1: [u8; 32] = common::vector("rekey_key_epoch1").try_into().unwrap();
+    assert_ne!(k1, SESSION_KEY);
+    assert_eq!(computed_rekey_key_epoch1(), k1);
+}
+
+#[test]
+fn unknown_session_vector() {
+    let v = common::vector("unknown_session");
+    let (h, body) = decode(&v).unwrap();
+    assert_eq!(h, unknown_session_header());
+    assert_eq!(
+        body,
+        Body::UnknownSession(UnknownSession {
+            session_id: 0x2a,
+            epoch_flags: 0x81
+        })
+    );
+    let mut buf = vec![0xa5; HEADER_LEN + 2];
+    h.emit(&mut buf);
+    UnknownSession::parse(&v[HEADER_LEN..])
+        .unwrap()
+        .emit(&mut buf[HEADER_LEN..]);
+    assert_eq!(buf, v);
+    for len in 0..v.len() {
+        assert_eq!(decode(&v[..len]).unwrap_err(), WireError::Truncated);
+    }
+    let mut m = v.clone();
+    m.push(0);
+    assert_eq!(decode(&m).unwrap_err(), WireError::TrailingBytes);
+}
+
+#[test]
+fn channel_vector() {
+    let v = common::vector("channel");
+    let (h, body) = decode(&v).unwrap();
+    assert_eq!(h, channel_header());
+    let Body::Channel(c) = body else {
+        panic!("{body:?}")
+    };
+    assert_eq!(c.channel_tag, channel_tag("general"));
+    assert_eq!(
+        &c.channel_tag[..],
+        &common::vector("channel_tag_general")[..]
+    );
+    assert_eq!(c.nonce, channel_nonce());
+    assert_eq!(channel_decrypt(&v).as_deref(), Some(&b"hi all"[..]));
+    let mut buf = vec![0xa5; HEADER_LEN + c.buffer_len()];
+    h.emit(&mut buf);
+    c.emit(&mut buf[HEADER_LEN..]);
+    assert_eq!(buf, v);
+    assert_eq!(encode_body(&h, &body).unwrap(), v);
+    for len in 0..HEADER_LEN + 32 + TAG_LEN {
+        assert_eq!(decode(&v[..len]).unwrap_err(), WireError::Truncated);
+    }
+    // Every byte but the TTL is authenticated (header and tag through the AD, nonce through the AEAD).
+    for i in (0..v.len()).filter(|&i| i != 1) {
+        let mut m = v.clone();
+        m[i] ^= 0x01;
+        assert!(channel_decrypt(&m).is_none(), "byte {i}");
+    }
+    let mut m = v.clone();
+    m[1] = 1;
+    assert!(channel_decrypt(&m).is_some());
+    assert!(Channel::parse(&v[HEADER_LEN..HEADER_LEN + 47]).is_err());
+}
