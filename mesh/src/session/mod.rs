@@ -211,14 +211,16 @@ impl Sessions {
             .ok_or(SessionError::NothingToTrust)
     }
 
-    /// Every pin, for persistence.
-    pub fn export_pins(&self) -> Vec<PublicIdentity> {
+    /// Every pin as `(node id, keys)`, for persistence.
+    pub fn export_pins(&self) -> Vec<(NodeId, PublicIdentity)> {
         self.pins.export()
     }
 
     /// Adds pins (from persistence or an out-of-band exchange). Returns how many were stored.
-    pub fn import_pins(&mut self, pins: &[PublicIdentity]) -> usize {
-        pins.iter().filter(|k| self.pins.import(**k)).count()
+    pub fn import_pins(&mut self, pins: &[(NodeId, PublicIdentity)]) -> usize {
+        pins.iter()
+            .filter(|(id, k)| self.pins.import(*id, *k))
+            .count()
     }
 
     /// The pin of `peer`.
@@ -318,6 +320,25 @@ impl Sessions {
     pub fn peer_memory_bytes(&self, peer: &NodeId) -> Option<usize> {
         self.table.get(peer).map(Peer::memory_bytes)
     }
+}
+
+/// Seals one frame exactly as a session would, from a direction key at epoch 0 moved `epoch` REKEYs forward and
+/// the explicit `nonce`: for interoperability vectors (PROTOCOL.md §8.3) and tests. `None` if it does not fit.
+pub fn seal_with_key(
+    key: Key,
+    epoch: u32,
+    nonce: u64,
+    header: &Header,
+    session_id: u8,
+    plaintext: &[u8],
+    padding_buckets: &[usize],
+) -> Option<Vec<u8>> {
+    let mut tx = Sender::new(key, Instant::ZERO);
+    for _ in 0..epoch.min(1024) {
+        tx.rekey(Instant::ZERO);
+    }
+    tx.set_nonce(nonce);
+    tx.seal(header, session_id, plaintext, padding_buckets)
 }
 
 mod engine;

@@ -63,6 +63,7 @@ impl Session {
             tx_in_epoch,
             retired_until: self.retired_until,
             renewing,
+            hard_limit: self.hard_limit,
         }
     }
 

@@ -143,6 +143,8 @@ pub(crate) struct Clock {
     pub retired_until: Option<Instant>,
     /// A renewal handshake with this peer is in progress.
     pub renewing: bool,
+    /// A hard limit was reached: only idle expiry (or the renewal's outcome) remains.
+    pub hard_limit: bool,
 }
 
 /// What [`due`] asks the caller to do.
@@ -215,6 +217,9 @@ pub(crate) fn next_deadline(cfg: &SessionConfig, c: &Clock) -> Instant {
     }
     let (renew_age, _) = renew_threshold(cfg);
     let mut t = c.last_activity + cfg.idle_timeout;
+    if c.hard_limit {
+        return t;
+    }
     t = t.min(c.established + cfg.max_age);
     if !c.renewing {
         t = t.min(c.established + renew_age);
@@ -274,6 +279,7 @@ mod tests {
             tx_in_epoch: 0,
             retired_until: None,
             renewing: false,
+            hard_limit: false,
         }
     }
 

@@ -155,6 +155,11 @@ impl Sender {
         (self.epoch_started, self.in_epoch)
     }
 
+    /// Sets the next nonce (vectors and tests; a session never moves it backwards).
+    pub fn set_nonce(&mut self, nonce: u64) {
+        self.nonce = self.nonce.max(nonce);
+    }
+
     /// Moves to the next epoch (PROTOCOL.md §6.5). The nonce counter continues.
     pub fn rekey(&mut self, now: Instant) {
         self.key = rekey(&self.key);

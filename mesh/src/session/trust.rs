@@ -94,15 +94,14 @@ impl PinStore {
         self.pins.get(peer)
     }
 
-    /// Every pin, for persistence.
-    pub fn export(&self) -> Vec<PublicIdentity> {
-        self.pins.values().copied().collect()
+    /// Every pin as `(node id, keys)`, for persistence.
+    pub fn export(&self) -> Vec<(NodeId, PublicIdentity)> {
+        self.pins.iter().map(|(id, k)| (*id, *k)).collect()
     }
 
-    /// Adds or replaces a pin (from persistence or an out-of-band exchange); the id is derived from the keys.
-    /// False when the store is full.
-    pub fn import(&mut self, keys: PublicIdentity) -> bool {
-        let id = keys.node_id();
+    /// Adds or replaces the pin of `id` (from persistence or an out-of-band exchange). The keys are stored as
+    /// given; a handshake still requires them to own `id`. False when the store is full.
+    pub fn import(&mut self, id: NodeId, keys: PublicIdentity) -> bool {
         if !self.pins.contains_key(&id) && self.pins.len() >= self.max {
             return false;
         }
@@ -155,14 +154,14 @@ mod tests {
     #[test]
     fn bounded_and_exportable() {
         let mut s = PinStore::new(2);
-        assert!(s.import(keys(1)));
-        assert!(s.import(keys(2)));
-        assert!(!s.import(keys(3)));
+        assert!(s.import(keys(1).node_id(), keys(1)));
+        assert!(s.import(keys(2).node_id(), keys(2)));
+        assert!(!s.import(keys(3).node_id(), keys(3)));
         assert!(!s.pin_new(NodeId([9; 8]), &keys(9)));
         let exported = s.export();
         let mut t = PinStore::new(2);
-        for k in exported {
-            assert!(t.import(k));
+        for (id, k) in exported {
+            assert!(t.import(id, k));
         }
         assert_eq!(t.len(), 2);
         assert_eq!(t.get(&keys(1).node_id()), Some(&keys(1)));

@@ -4,7 +4,8 @@
 /// The golden vectors of `mesh/PROTOCOL.md` §8: every fenced block whose first line is `vector: NAME`, as
 /// `(NAME, bytes)`. Panics (failing the test) on a malformed block, so a broken document cannot pass silently.
 pub fn protocol_vectors() -> Vec<(String, Vec<u8>)> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/PROTOCOL.md")).expect("read PROTOCOL.md");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/PROTOCOL.md"))
+        .expect("read PROTOCOL.md");
     let mut out = Vec::new();
     let mut lines = doc.lines();
     while let Some(line) = lines.next() {
@@ -28,7 +29,8 @@ pub fn protocol_vectors() -> Vec<(String, Vec<u8>)> {
             }
             hex_text.extend(l.chars().filter(|c| !c.is_whitespace()));
         }
-        let bytes = hex::decode(&hex_text).unwrap_or_else(|e| panic!("vector {name}: bad hex: {e}"));
+        let bytes =
+            hex::decode(&hex_text).unwrap_or_else(|e| panic!("vector {name}: bad hex: {e}"));
         out.push((name.trim().to_string(), bytes));
     }
     out
