@@ -517,7 +517,7 @@ fn table_full_evicts_longest_idle_or_refuses() {
     let mut hub = node(1, cfg.clone());
     let mut others: Vec<Sessions> = (2..=4).map(|n| node(n, cfg.clone())).collect();
     let mut now = Instant::from_secs(1);
-    let mut exchange = |hub: &mut Sessions, others: &mut Vec<Sessions>, now: Instant| {
+    let exchange = |hub: &mut Sessions, others: &mut Vec<Sessions>, now: Instant| {
         for _ in 0..10 {
             while let Some(o) = hub.poll_transmit() {
                 if let Some(n) = others.iter_mut().find(|n| n.node_id() == o.to) {

@@ -179,7 +179,7 @@ impl Sender {
         plaintext: &[u8],
         buckets: &[usize],
     ) -> Option<Vec<u8>> {
-        if self.nonce >= RESERVED_NONCE {
+        if self.nonce == RESERVED_NONCE {
             return None;
         }
         let body_len = padded_len(plaintext.len(), buckets).unwrap_or(plaintext.len());
