@@ -619,3 +619,15 @@ fn sealed_frame_verifies_with_bare_chacha20poly1305() {
     assert_eq!(frame[23], 1);
     assert_eq!(rekey(&Key([0x42; 32])).0, k1);
 }
+
+#[test]
+fn established_session_memory_is_small() {
+    let mut p = Pair::new(SessionConfig::default());
+    p.established();
+    p.pump();
+    let (a, b) = p.ids();
+    let bytes = p.a.peer_memory_bytes(&b).unwrap();
+    println!("session_bytes per established idle peer: {bytes}");
+    assert!(bytes < 4096, "{bytes}");
+    assert!(p.b.peer_memory_bytes(&a).unwrap() < 4096);
+}
