@@ -5,6 +5,7 @@
 //! change state only after the last check passed; every frame leaves through `push_frame` with a fresh random
 //! frame id from the seeded RNG and the configured TTL.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::*;
@@ -311,7 +312,7 @@ impl Sessions {
         let renewed = match p.current.take() {
             Some(mut old) => {
                 old.retired_until = Some(grace);
-                p.previous = Some(old);
+                p.previous = Some(Box::new(old));
                 true
             }
             None => false,

@@ -248,7 +248,7 @@ impl Sessions {
             if let Some(h) = &p.next {
                 consider(h.next_retry);
             }
-            for s in p.current.iter().chain(p.previous.iter()) {
+            for s in p.current.iter().chain(p.previous.as_deref()) {
                 consider(next_deadline(&self.cfg, &s.clock(renewing)));
             }
         }

@@ -6,6 +6,7 @@
 //! when every peer is in a handshake the new peer is refused. A `Session` in `current` is the only one that
 //! ever seals a TRANSPORT or ACK.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::mem::size_of;
@@ -86,7 +87,7 @@ pub struct Queued {
 #[derive(Debug)]
 pub struct Peer {
     /// Replaced session, decrypt-only during its grace.
-    pub previous: Option<Session>,
+    pub previous: Option<Box<Session>>,
     /// The session that sends.
     pub current: Option<Session>,
     /// A handshake in progress.
@@ -142,7 +143,7 @@ impl Peer {
     /// Bytes this peer owns: struct, sessions, queue, handshake buffers.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Peer>()
-            + self.previous.as_ref().map_or(0, Session::memory_bytes)
+            + self.previous.as_deref().map_or(0, Session::memory_bytes)
             + self.current.as_ref().map_or(0, Session::memory_bytes)
             + self.next.as_ref().map_or(0, |h| {
                 size_of::<Handshake>() + h.last_sent.capacity() + HANDSHAKE_STATE_ESTIMATE
@@ -164,7 +165,7 @@ pub const HANDSHAKE_STATE_ESTIMATE: usize = 1024;
 /// All peers.
 #[derive(Debug)]
 pub struct Table {
-    peers: BTreeMap<NodeId, Peer>,
+    peers: BTreeMap<NodeId, Box<Peer>>,
     max_peers: usize,
 }
 
@@ -179,12 +180,12 @@ impl Table {
 
     /// The peer, if it has state.
     pub fn get(&self, peer: &NodeId) -> Option<&Peer> {
-        self.peers.get(peer)
+        self.peers.get(peer).map(|p| &**p)
     }
 
     /// The peer, mutably.
     pub fn get_mut(&mut self, peer: &NodeId) -> Option<&mut Peer> {
-        self.peers.get_mut(peer)
+        self.peers.get_mut(peer).map(|p| &mut **p)
     }
 
     /// Every peer id.
@@ -194,7 +195,7 @@ impl Table {
 
     /// Every peer.
     pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
-        self.peers.iter()
+        self.peers.iter().map(|(id, p)| (id, &**p))
     }
 
     /// Handshakes in progress.
@@ -204,7 +205,7 @@ impl Table {
 
     /// Removes a peer.
     pub fn remove(&mut self, peer: &NodeId) -> Option<Peer> {
-        self.peers.remove(peer)
+        self.peers.remove(peer).map(|p| *p)
     }
 
     /// Removes peers with nothing left.
@@ -225,12 +226,14 @@ impl Table {
             .min_by_key(|(_, p)| p.current.as_ref().map(|s| s.last_activity))
             .map(|(id, _)| *id)
             .ok_or(())?;
-        Ok(self.peers.remove(&victim).map(|p| (victim, p)))
+        Ok(self.peers.remove(&victim).map(|p| (victim, *p)))
     }
 
     /// The peer's entry, created if needed; call [`Self::make_room`] first.
     pub fn entry(&mut self, peer: NodeId, bucket: TokenBucket) -> &mut Peer {
-        self.peers.entry(peer).or_insert_with(|| Peer::new(bucket))
+        self.peers
+            .entry(peer)
+            .or_insert_with(|| Box::new(Peer::new(bucket)))
     }
 
     /// Peers with state.
