@@ -241,10 +241,15 @@ impl Sessions {
                     return;
                 }
                 Due::StartRenewal => {
-                    if self.start_handshake(peer, now).is_err() {
-                        return;
+                    if self.start_handshake(peer, now).is_ok() {
+                        self.push_event(SessionEvent::RenewalStarted { peer });
+                    } else if let Some(s) =
+                        self.table.get_mut(&peer).and_then(|p| p.current.as_mut())
+                    {
+                        // Could not start now (handshake cap, rate limit): retry later instead of on every
+                        // poll, and let the other rules (rekey) run meanwhile.
+                        s.renewal_retry_at = Some(now + self.cfg.handshake_retry);
                     }
-                    self.push_event(SessionEvent::RenewalStarted { peer });
                 }
                 Due::Rekey => {
                     s.tx.rekey(now);
@@ -299,6 +304,7 @@ impl Sessions {
             rx_frames: 0,
             rx_bytes: 0,
             retired_until: None,
+            renewal_retry_at: None,
             hard_limit: false,
             confirm,
         };

@@ -47,6 +47,8 @@ pub struct Session {
     pub retired_until: Option<Instant>,
     /// Reached a hard limit: never sends again.
     pub hard_limit: bool,
+    /// A renewal was due but could not start (handshake cap or rate limit): not retried before this instant.
+    pub renewal_retry_at: Option<Instant>,
     /// Initiator only: HANDSHAKE_3 kept until the peer proves it has the session, to answer a resent
     /// HANDSHAKE_2.
     pub confirm: Option<Vec<u8>>,
@@ -65,6 +67,7 @@ impl Session {
             retired_until: self.retired_until,
             renewing,
             hard_limit: self.hard_limit,
+            renewal_retry_at: self.renewal_retry_at,
         }
     }
 

@@ -145,6 +145,8 @@ pub(crate) struct Clock {
     pub renewing: bool,
     /// A hard limit was reached: only idle expiry (or the renewal's outcome) remains.
     pub hard_limit: bool,
+    /// A due renewal could not start; it is retried from this instant.
+    pub renewal_retry_at: Option<Instant>,
 }
 
 /// What [`due`] asks the caller to do.
@@ -196,8 +198,10 @@ pub(crate) fn due(cfg: &SessionConfig, c: &Clock, now: Instant) -> Due {
     if c.messages >= cfg.max_messages {
         return Due::HardLimitMessages;
     }
-    // Rule 5 (§6.9): from renew_at_percent of either limit, start a renewal (once).
-    if !c.renewing && (age >= renew_age || c.messages >= renew_msgs) {
+    // Rule 5 (§6.9): from renew_at_percent of either limit, start a renewal (once); one that could not start
+    // (too many handshakes in progress) waits for its retry instant, and meanwhile the rules below still apply.
+    let renewal_may_start = c.renewal_retry_at.is_none_or(|at| now >= at);
+    if !c.renewing && renewal_may_start && (age >= renew_age || c.messages >= renew_msgs) {
         return Due::StartRenewal;
     }
     // Rule 6 (§6.5): the send epoch is full or old → REKEY before the next seal.
@@ -222,7 +226,9 @@ pub(crate) fn next_deadline(cfg: &SessionConfig, c: &Clock) -> Instant {
     }
     t = t.min(c.established + cfg.max_age);
     if !c.renewing {
-        t = t.min(c.established + renew_age);
+        // A retry instant is set only while a renewal is due (by age or by count), so it is the renewal's
+        // deadline; otherwise the age threshold is (count thresholds move only with traffic).
+        t = t.min(c.renewal_retry_at.unwrap_or(c.established + renew_age));
     }
     t.min(c.tx_epoch_started + cfg.rekey_after_time)
 }
@@ -278,9 +284,28 @@ mod tests {
             tx_epoch_started: Instant::ZERO,
             tx_in_epoch: 0,
             retired_until: None,
+            renewal_retry_at: None,
             renewing: false,
             hard_limit: false,
         }
+    }
+
+    #[test]
+    fn a_renewal_that_could_not_start_waits_and_does_not_block_rekeying() {
+        let cfg = SessionConfig::default();
+        let t = |s| Instant::from_secs(s);
+        let mut c = clock();
+        c.messages = 800; // renewal due (80 % of 1000)
+        c.last_activity = t(100);
+        c.renewal_retry_at = Some(t(105));
+        c.tx_in_epoch = 250;
+        // Before the retry instant the renewal waits and the rekey rule is reached.
+        assert_eq!(due(&cfg, &c, t(100)), Due::Rekey);
+        c.tx_in_epoch = 0;
+        assert_eq!(due(&cfg, &c, t(100)), Due::Nothing);
+        // The deadline is the retry instant, never an instant in the past.
+        assert_eq!(next_deadline(&cfg, &c), t(105));
+        assert_eq!(due(&cfg, &c, t(105)), Due::StartRenewal);
     }
 
     #[test]
