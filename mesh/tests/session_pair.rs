@@ -631,3 +631,73 @@ fn established_session_memory_is_small() {
     assert!(bytes < 4096, "{bytes}");
     assert!(p.b.peer_memory_bytes(&a).unwrap() < 4096);
 }
+
+/// A forged HANDSHAKE_2 or HANDSHAKE_3 (right addresses and session id, bytes that do not verify) is dropped
+/// without touching the handshake in progress: the genuine message that follows completes it. Any node of the
+/// mesh can put any source on a frame, so a forgery must not be able to abort a handshake.
+#[test]
+fn forged_handshake_messages_do_not_abort_the_handshake() {
+    let cfg = SessionConfig::default();
+    let (mut a, mut b) = (node(1, cfg.clone()), node(2, cfg));
+    let (ida, idb) = (a.node_id(), b.node_id());
+    let now = Instant::from_secs(1);
+    let forge = |frame: &[u8]| {
+        let mut f = frame.to_vec();
+        let last = f.len() - 1;
+        f[last] ^= 0x01; // inside the Noise message: its last AEAD tag no longer verifies
+        f
+    };
+    assert_eq!(
+        a.send(idb, Kind::Transport, b"hi", now),
+        Ok(SendOutcome::Queued)
+    );
+    let first = a.poll_transmit().unwrap();
+    assert_eq!(b.handle_frame(&first.frame, now), Ok(None));
+    let second = b.poll_transmit().unwrap();
+    assert_eq!(second.frame[0] & 0x1f, Kind::Handshake2.code());
+
+    let forged = forge(&second.frame);
+    assert_eq!(
+        a.handle_frame(&forged, now),
+        Err(SessionError::Handshake(HandshakeFailure::Rejected))
+    );
+    assert!(!a.is_established(&idb));
+    assert_eq!(a.handle_frame(&second.frame, now), Ok(None));
+    assert!(
+        a.is_established(&idb),
+        "the genuine HANDSHAKE_2 still completes the initiator"
+    );
+
+    let mut third = None;
+    let mut transport = vec![];
+    while let Some(o) = a.poll_transmit() {
+        if o.frame[0] & 0x1f == Kind::Handshake3.code() {
+            third = Some(o.frame);
+        } else {
+            transport.push(o.frame);
+        }
+    }
+    let third = third.expect("HANDSHAKE_3 sent");
+    assert_eq!(
+        b.handle_frame(&forge(&third), now),
+        Err(SessionError::Handshake(HandshakeFailure::Rejected))
+    );
+    assert!(!b.is_established(&ida));
+    assert_eq!(b.handle_frame(&third, now), Ok(None));
+    assert!(
+        b.is_established(&ida),
+        "the genuine HANDSHAKE_3 still completes the responder"
+    );
+    let delivered: Vec<_> = transport
+        .iter()
+        .filter_map(|f| b.handle_frame(f, now).ok().flatten())
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].plaintext, b"hi");
+    while let Some(e) = a.poll_event() {
+        assert!(!matches!(e, SessionEvent::HandshakeFailed { .. }), "{e:?}");
+    }
+    while let Some(e) = b.poll_event() {
+        assert!(!matches!(e, SessionEvent::HandshakeFailed { .. }), "{e:?}");
+    }
+}

@@ -430,6 +430,8 @@ impl Sessions {
         let result = h.read_second(&self.identity, hs.noise);
         let (remote, third, keys) = match result {
             Ok(v) => v,
+            // A message that did not verify changes nothing: the handshake waits for the genuine one.
+            Err(e @ HandshakeFailure::Rejected) => return Err(SessionError::Handshake(e)),
             Err(e) => {
                 self.fail_handshake(peer, e);
                 return Err(SessionError::Handshake(e));
@@ -457,8 +459,10 @@ impl Sessions {
             .and_then(|p| p.next.as_mut())
             .filter(|h| !h.initiator && h.session_id == hs.session_id)
             .ok_or(SessionError::UnexpectedHandshake)?;
-        let (remote, keys) = match h.read_third(hs.noise) {
+        let (remote, keys) = match h.read_third(&self.identity, hs.noise) {
             Ok(v) => v,
+            // A message that did not verify changes nothing: the handshake waits for the genuine one.
+            Err(e @ HandshakeFailure::Rejected) => return Err(SessionError::Handshake(e)),
             Err(e) => {
                 self.fail_handshake(peer, e);
                 return Err(SessionError::Handshake(e));

@@ -36,6 +36,9 @@ pub const MESSAGE_LENS: [usize; 3] = [32, 128, 96];
 pub enum HandshakeFailure {
     /// A Noise message did not verify or had the wrong length or payload.
     Noise,
+    /// A message 2 or 3 that did not verify was dropped; the handshake goes on unchanged (snow restores its
+    /// state after a failed read), so a forged message cannot abort it.
+    Rejected,
     /// The keys presented do not own the node id in the frame header (§6.2).
     NodeIdMismatch,
     /// The peer presented keys other than its pin (§6.7); see the `UntrustedIdentity` event.
@@ -52,6 +55,7 @@ impl fmt::Display for HandshakeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             HandshakeFailure::Noise => "noise message rejected",
+            HandshakeFailure::Rejected => "forged or corrupted handshake message dropped",
             HandshakeFailure::NodeIdMismatch => "keys do not own the node id",
             HandshakeFailure::Untrusted => "keys differ from the pinned identity",
             HandshakeFailure::PinStoreFull => "pin store full",
@@ -111,17 +115,48 @@ impl CryptoResolver for SeededResolver {
 pub enum Stage {
     /// Initiator, message 1 sent; waits for message 2.
     AwaitSecond(Box<HandshakeState>),
-    /// Responder, message 2 sent; waits for message 3.
-    AwaitThird(Box<HandshakeState>),
+    /// Responder, message 2 sent; waits for message 3. Keeps what rebuilds the state (see [`Replay`]).
+    AwaitThird(Box<HandshakeState>, Box<Replay>),
     /// Finished (keys taken) or failed; the state is gone.
     Over,
+}
+
+/// What the responder needs to rebuild its state exactly as it was after sending message 2: the seed of its
+/// ephemeral key and message 1. snow restores only part of its state when a read fails (not the cipher key that
+/// message 3 starts with), so after a forged message 3 the responder rebuilds instead of aborting.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct Replay {
+    seed: [u8; 32],
+    first: Vec<u8>,
+}
+
+/// Builds the responder's state for message 1 `first` and writes message 2: a pure function of its inputs.
+fn respond_state(
+    local: &Identity,
+    peer: NodeId,
+    first: &[u8],
+    seed: [u8; 32],
+) -> Result<(Box<HandshakeState>, Vec<u8>), HandshakeFailure> {
+    if first.len() != MESSAGE_LENS[0] {
+        return Err(HandshakeFailure::Noise);
+    }
+    let mut hs = build(local, peer, local.node_id(), seed, false)?;
+    let mut payload = [0u8; 64];
+    hs.read_message(first, &mut payload)
+        .map_err(|_| HandshakeFailure::Noise)?;
+    let mut msg = vec![0u8; 256];
+    let n = hs
+        .write_message(&local.public().ed25519, &mut msg)
+        .map_err(|_| HandshakeFailure::Noise)?;
+    msg.truncate(n);
+    Ok((Box::new(hs), msg))
 }
 
 impl fmt::Debug for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Stage::AwaitSecond(_) => "AwaitSecond(<redacted>)",
-            Stage::AwaitThird(_) => "AwaitThird(<redacted>)",
+            Stage::AwaitThird(..) => "AwaitThird(<redacted>)",
             Stage::Over => "Over",
         })
     }
@@ -247,23 +282,16 @@ impl Handshake {
         now: Instant,
         retry: crate::time::Duration,
     ) -> Result<Self, HandshakeFailure> {
-        if first.len() != MESSAGE_LENS[0] {
-            return Err(HandshakeFailure::Noise);
-        }
-        let mut hs = build(local, peer, local.node_id(), seed, false)?;
-        let mut payload = [0u8; 64];
-        hs.read_message(first, &mut payload)
-            .map_err(|_| HandshakeFailure::Noise)?;
-        let mut msg = vec![0u8; 256];
-        let n = hs
-            .write_message(&local.public().ed25519, &mut msg)
-            .map_err(|_| HandshakeFailure::Noise)?;
-        msg.truncate(n);
+        let (hs, msg) = respond_state(local, peer, first, seed)?;
+        let replay = Box::new(Replay {
+            seed,
+            first: first.to_vec(),
+        });
         Ok(Handshake {
             peer,
             session_id,
             initiator: false,
-            stage: Stage::AwaitThird(Box::new(hs)),
+            stage: Stage::AwaitThird(hs, replay),
             last_sent: msg,
             next_retry: now + retry,
             retries: 0,
@@ -286,13 +314,15 @@ impl Handshake {
         let Stage::AwaitSecond(mut hs) = mem::replace(&mut self.stage, Stage::Over) else {
             return Err(HandshakeFailure::UnexpectedMessage);
         };
-        if second.len() != MESSAGE_LENS[1] {
-            return Err(HandshakeFailure::Noise);
-        }
         let mut payload = [0u8; 128];
-        let n = hs
-            .read_message(second, &mut payload)
-            .map_err(|_| HandshakeFailure::Noise)?;
+        let read = match second.len() == MESSAGE_LENS[1] {
+            true => hs.read_message(second, &mut payload).ok(),
+            false => None,
+        };
+        let Some(n) = read else {
+            self.stage = Stage::AwaitSecond(hs);
+            return Err(HandshakeFailure::Rejected);
+        };
         let remote = remote_identity(&hs, payload.get(..n).unwrap_or(&[]), self.peer)?;
         let mut third = vec![0u8; 256];
         let m = hs
@@ -306,18 +336,26 @@ impl Handshake {
     /// Responder: reads message 3 and checks the initiator's keys own its id.
     pub fn read_third(
         &mut self,
+        local: &Identity,
         third: &[u8],
     ) -> Result<(PublicIdentity, SplitKeys), HandshakeFailure> {
-        let Stage::AwaitThird(mut hs) = mem::replace(&mut self.stage, Stage::Over) else {
+        let Stage::AwaitThird(mut hs, replay) = mem::replace(&mut self.stage, Stage::Over) else {
             return Err(HandshakeFailure::UnexpectedMessage);
         };
-        if third.len() != MESSAGE_LENS[2] {
-            return Err(HandshakeFailure::Noise);
-        }
         let mut payload = [0u8; 128];
-        let n = hs
-            .read_message(third, &mut payload)
-            .map_err(|_| HandshakeFailure::Noise)?;
+        let read = match third.len() == MESSAGE_LENS[2] {
+            true => hs.read_message(third, &mut payload).ok(),
+            false => None,
+        };
+        let Some(n) = read else {
+            // A failed read may have left snow's cipher state changed: rebuild the state after message 2.
+            let (rebuilt, second) = respond_state(local, self.peer, &replay.first, replay.seed)?;
+            if second != self.last_sent {
+                return Err(HandshakeFailure::Noise);
+            }
+            self.stage = Stage::AwaitThird(rebuilt, replay);
+            return Err(HandshakeFailure::Rejected);
+        };
         let remote = remote_identity(&hs, payload.get(..n).unwrap_or(&[]), self.peer)?;
         Ok((remote, split(&mut hs, false)))
     }
@@ -336,6 +374,38 @@ mod tests {
     }
 
     #[test]
+    fn a_message_that_does_not_verify_leaves_the_handshake_usable() {
+        let (a, b) = ids();
+        let t = Instant::ZERO;
+        let r = Duration::from_secs(5);
+        let mut i = Handshake::initiate(&a, b.node_id(), 7, [5; 32], t, r).unwrap();
+        let mut s = Handshake::respond(&b, a.node_id(), 7, &i.last_sent, [6; 32], t, r).unwrap();
+        for flip in [0, 40, MESSAGE_LENS[1] - 1] {
+            let mut forged = s.last_sent.clone();
+            forged[flip] ^= 1;
+            assert_eq!(
+                i.read_second(&a, &forged).unwrap_err(),
+                HandshakeFailure::Rejected,
+                "byte {flip}"
+            );
+            assert!(i.is_live());
+        }
+        assert_eq!(
+            i.read_second(&a, &[0; 3]).unwrap_err(),
+            HandshakeFailure::Rejected
+        );
+        let (_, third, ki) = i.read_second(&a, &s.last_sent).unwrap();
+        let mut forged = third.clone();
+        forged[70] ^= 1;
+        assert_eq!(
+            s.read_third(&b, &forged).unwrap_err(),
+            HandshakeFailure::Rejected
+        );
+        let (_, kr) = s.read_third(&b, &third).unwrap();
+        assert_eq!(ki.send, kr.recv);
+    }
+
+    #[test]
     fn xx_round_trip_gives_matching_keys_and_identities() {
         let (a, b) = ids();
         let t = Instant::ZERO;
@@ -347,7 +417,7 @@ mod tests {
         let (b_pub, third, ki) = i.read_second(&a, &s.last_sent).unwrap();
         assert_eq!(&b_pub, b.public());
         assert_eq!(third.len(), MESSAGE_LENS[2]);
-        let (a_pub, kr) = s.read_third(&third).unwrap();
+        let (a_pub, kr) = s.read_third(&b, &third).unwrap();
         assert_eq!(&a_pub, a.public());
         assert_eq!(ki.send, kr.recv);
         assert_eq!(ki.recv, kr.send);
@@ -361,17 +431,17 @@ mod tests {
         let (a, b) = ids();
         let t = Instant::ZERO;
         let r = Duration::from_secs(5);
-        // The initiator believes it talks to someone else: the prologue differs, message 2 fails.
+        // The initiator believes it talks to someone else: the prologue differs, so message 2 does not verify.
+        // Like a forgery it is dropped and the handshake keeps waiting (its retries then time it out).
         let mut i = Handshake::initiate(&a, NodeId([9; 8]), 1, [5; 32], t, r).unwrap();
         let s = Handshake::respond(&b, a.node_id(), 1, &i.last_sent, [6; 32], t, r).unwrap();
-        assert_eq!(
-            i.read_second(&a, &s.last_sent).unwrap_err(),
-            HandshakeFailure::Noise
-        );
-        assert_eq!(
-            i.read_second(&a, &s.last_sent).unwrap_err(),
-            HandshakeFailure::UnexpectedMessage
-        );
+        for _ in 0..2 {
+            assert_eq!(
+                i.read_second(&a, &s.last_sent).unwrap_err(),
+                HandshakeFailure::Rejected
+            );
+            assert!(i.is_live());
+        }
     }
 
     #[test]
