@@ -40,8 +40,9 @@ fuzz_target!(|data: &[u8]| {
         let frame = match (len & 1, seen.last()) {
             (1, Some(base)) => {
                 let mut f = base.clone();
+                let flen = f.len().max(1);
                 for (i, x) in chunk.iter().enumerate() {
-                    if let Some(slot) = f.get_mut(i % f.len().max(1)) {
+                    if let Some(slot) = f.get_mut(i % flen) {
                         *slot ^= x;
                     }
                 }
