@@ -18,7 +18,7 @@
 //!
 //! Each backend is a module behind a cargo feature, and the node runtime is written once, generic over `Radio`.
 //!
-//! - [`sim`] (feature `sim`, on by default): a deterministic simulated BLE medium holding every node's radio, in
+//! - `sim` (feature `sim`, on by default): a deterministic simulated BLE medium holding every node's radio, in
 //!   virtual time with seeded randomness: explicit or random geometric topology, per-link loss, latency, jitter,
 //!   ATT MTU and bounded queues, scheduled link drops and node crashes. It drives hundreds of nodes in one process
 //!   and has no async runtime.

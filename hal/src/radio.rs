@@ -7,7 +7,7 @@
 //! # Shape
 //!
 //! The trait is non-blocking and poll-shaped so that the same node code drives it under the virtual-time simulator
-//! ([`crate::sim`]) and under tokio with a real backend:
+//! (`hal::sim`) and under tokio with a real backend:
 //!
 //! 1. commands (`start_scanning`, `connect`, `send`, ...) return at once; their effects arrive later as events;
 //! 2. [`Radio::poll_event`] drains the events the radio has ready, `None` when there are none for now;
@@ -21,7 +21,7 @@
 //!
 //! # How the backends map onto it
 //!
-//! - **sim** ([`crate::sim`], now): one `Medium` holds every node's radio; `Medium::radio(i)` lends node `i`'s
+//! - **sim** (`hal::sim`, now): one `Medium` holds every node's radio; `Medium::radio(i)` lends node `i`'s
 //!   radio as a `SimRadio` that implements this trait.
 //! - **btleplug, central role** (later): `start_scanning` → `Central::start_scan` filtered by the meshnode service
 //!   UUID; each `CentralEvent::DeviceDiscovered`/`ServiceDataAdvertisement` → `Discovered`; `connect` → a task that

@@ -205,6 +205,8 @@ pub struct Medium {
     free_slots: Vec<usize>,
     ready: Vec<usize>,
     in_flight: u64,
+    /// Reused by scan ticks for the advertisements heard.
+    scratch: Vec<RadioEvent>,
 }
 
 impl Medium {
@@ -236,6 +238,7 @@ impl Medium {
             free_slots: Vec::new(),
             ready: Vec::new(),
             in_flight: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -592,7 +595,8 @@ impl Medium {
         if !(n.alive && n.scanning && n.scan_generation == scan_generation) {
             return;
         }
-        let mut heard = Vec::new();
+        // A reused buffer: a scan tick allocates nothing once it has grown to the largest neighbourhood.
+        let mut heard = core::mem::take(&mut self.scratch);
         for (peer, params) in self.topology.neighbours(node) {
             let Some(advertisement) = self
                 .nodes
@@ -602,16 +606,18 @@ impl Medium {
                 continue;
             };
             if unit(&mut self.rng) >= params.loss {
+                let peer = Medium::address_of(peer);
                 heard.push(RadioEvent::Discovered {
-                    peer: Medium::address_of(peer),
+                    peer,
                     rssi: params.rssi,
                     advertisement,
                 });
             }
         }
-        for event in heard {
+        for event in heard.drain(..) {
             self.push_event(node, event);
         }
+        self.scratch = heard;
         let at = self.now + self.config.scan_interval;
         self.schedule(
             at,
