@@ -690,3 +690,75 @@ impl Medium {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Radio;
+
+    #[test]
+    fn heap_pops_earliest_time_then_earliest_sequence() {
+        let mut heap = BinaryHeap::new();
+        for (at, seq) in [(5, 1), (3, 2), (5, 0), (3, 3), (0, 9)] {
+            heap.push(Scheduled {
+                at: SimInstant::from_micros(at),
+                seq,
+                action: Action::Crash { node: 0 },
+            });
+        }
+        let order: Vec<(u64, u64)> = std::iter::from_fn(|| heap.pop())
+            .map(|s| (s.at.as_micros(), s.seq))
+            .collect();
+        assert_eq!(order, vec![(0, 9), (3, 2), (3, 3), (5, 0), (5, 1)]);
+    }
+
+    #[test]
+    fn addresses_round_trip() {
+        let m = Medium::new(MediumConfig::default(), Topology::new(300), 0).unwrap();
+        for node in [0, 1, 255, 256, 299] {
+            assert_eq!(m.node_of(Medium::address_of(node)), Some(node));
+        }
+        assert_eq!(m.node_of(Medium::address_of(300)), None);
+        assert_eq!(m.node_of(PeerAddress([0x40, 0, 0, 0, 0, 1])), None);
+        assert_eq!(m.node_of(PeerAddress([0xc0, 1, 0, 0, 0, 1])), None);
+    }
+
+    #[test]
+    fn idle_medium_has_no_wakeup_and_time_only_moves_forward() {
+        let mut m = Medium::new(MediumConfig::default(), Topology::new(2), 0).unwrap();
+        assert_eq!(m.next_wakeup(), None);
+        assert_eq!(m.step(), None);
+        m.advance(SimInstant::from_millis(10));
+        m.advance(SimInstant::from_millis(4));
+        assert_eq!(m.now(), SimInstant::from_millis(10));
+        m.schedule_crash(SimInstant::ZERO, 1).unwrap();
+        assert_eq!(
+            m.next_wakeup(),
+            Some(SimInstant::from_millis(10)),
+            "past times are clamped to now"
+        );
+        assert_eq!(m.step(), Some(SimInstant::from_millis(10)));
+        assert!(!m.is_alive(1) && m.is_alive(0) && !m.is_alive(2));
+    }
+
+    #[test]
+    fn full_event_queue_drops_and_counts() {
+        let config = MediumConfig {
+            event_queue_capacity: 2,
+            ..MediumConfig::default()
+        };
+        let topology = Topology::line(2, LinkParams::default()).unwrap();
+        let mut m = Medium::new(config, topology, 0).unwrap();
+        let advert = Advertisement::new(1, &[]).unwrap();
+        m.radio(1).unwrap().start_advertising(&advert).unwrap();
+        m.radio(0).unwrap().start_scanning().unwrap();
+        m.advance(SimInstant::from_secs(2));
+        assert_eq!(m.radio(0).unwrap().pending_events(), 2);
+        assert_eq!(m.node_stats(0).unwrap().events_dropped, 2);
+        let mut ready = Vec::new();
+        m.take_ready(&mut ready);
+        assert_eq!(ready, vec![0]);
+        m.take_ready(&mut ready);
+        assert!(ready.is_empty());
+    }
+}
