@@ -1,8 +1,47 @@
-//! meshnode radio abstraction. It moves opaque packets over links and reports link events; it knows nothing of
-//! frames, sessions or routing. The `Radio` trait and its backends (simulated medium, UDP, BLE) are built with the
-//! mesh node; for now this crate carries the ATT MTU facts that the protocol core's fragmentation is sized by.
+//! meshnode radio abstraction: it moves opaque packets over links and reports link events. It knows nothing of
+//! frames, sessions or routing (no dependency on the protocol core); the node runtime feeds what it reports into the
+//! protocol state machine and hands the packets that machine produces back to it.
+//!
+//! Invariant: everything here is backend-neutral; a packet is at most `ATT_MTU - 3` bytes of a link whose ATT MTU is
+//! in [`ATT_MTU_MIN`]..=[`ATT_MTU_MAX`], and packets of one link direction arrive in order or not at all.
+//!
+//! # The trait
+//!
+//! [`Radio`] is one small, non-blocking, poll-shaped trait: commands (`start_scanning`, `start_advertising`,
+//! `connect`, `disconnect`, `send`, ...) return at once and their effects arrive as [`RadioEvent`]s from
+//! [`Radio::poll_event`] (`Discovered`, `LinkUp`, `LinkDown`, `Packet`, `Writable`). Failures are [`RadioError`]s
+//! whose [`RadioError::kind`] tells the runtime what to do without knowing the backend (wait for `Writable` on
+//! `QueueFull`, forget the link on `NoSuchLink`, ...). The [`radio`] module documents the contract and how each
+//! backend maps onto it.
+//!
+//! # Backends
+//!
+//! Each backend is a module behind a cargo feature, and the node runtime is written once, generic over `Radio`.
+//!
+//! - `sim` (feature `sim`, on by default): a deterministic simulated BLE medium holding every node's radio, in
+//!   virtual time with seeded randomness: explicit or random geometric topology, per-link loss, latency, jitter,
+//!   ATT MTU and bounded queues, scheduled link drops and node crashes. It drives hundreds of nodes in one process
+//!   and has no async runtime.
+//! - `udp` (later): one process per node over UDP sockets (loopback or network namespaces), with a configured MTU,
+//!   beacons in place of advertising and keepalive timeouts for link loss.
+//! - `ble` (later): btleplug in the central role and bluer in the peripheral role (GATT server + advertising) on
+//!   Linux, bridged from their async tasks through bounded channels.
+//!
+//! # ATT MTU
+//!
+//! The constants below are the facts the protocol core's fragmentation is sized by: a packet travels as one GATT
+//! Write Without Response or Handle Value Notification, whose payload is the link's ATT MTU minus a 3-byte header.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod radio;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use radio::{
+    Advertisement, LinkDownReason, LinkId, PeerAddress, Radio, RadioError, RadioErrorKind,
+    RadioEvent, Role, ADVERTISEMENT_DATA_MAX,
+};
 
 /// The smallest ATT MTU a BLE link may have (Core spec Vol 3 Part F §3.2.8).
 pub const ATT_MTU_MIN: u16 = 23;
