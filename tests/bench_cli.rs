@@ -76,7 +76,7 @@ fn wire_efficiency_meets_the_goal_and_matches_the_spec() {
         for mtu in [23usize, 185, 247, 517] {
             let frame = size + 48;
             let per_packet = mtu - 3;
-            let on_air = if frame <= per_packet - 1 {
+            let on_air = if frame < per_packet {
                 frame + 1
             } else {
                 let packets = (frame + 1).div_ceil(per_packet - 1);
