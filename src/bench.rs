@@ -338,9 +338,20 @@ impl Pair {
         let (mut sa, mut sb) = ([0u8; 32], [0u8; 32]);
         seeds.fill_bytes(&mut sa);
         seeds.fill_bytes(&mut sb);
+        Pair::establish(
+            Sessions::new(ia, cfg.clone(), sa),
+            Sessions::new(ib, cfg, sb),
+            b_id,
+        )
+    }
+
+    /// `a` sends a first message to `b` (id `b_id`), which starts the handshake; both sides are pumped until
+    /// quiet, and both must then hold an established session.
+    fn establish(a: Sessions, b: Sessions, b_id: NodeId) -> Result<Self, String> {
+        let a_id = a.node_id();
         let mut pair = Pair {
-            a: Sessions::new(ia, cfg.clone(), sa),
-            b: Sessions::new(ib, cfg, sb),
+            a,
+            b,
             b_id,
             now: Instant::ZERO,
         };
@@ -348,7 +359,7 @@ impl Pair {
             .send(b_id, Kind::Transport, b"hello", pair.now)
             .map_err(|e| format!("first send: {e}"))?;
         pair.pump()?;
-        if !pair.a.is_established(&b_id) {
+        if !(pair.a.is_established(&b_id) && pair.b.is_established(&a_id)) {
             return Err("the handshake did not complete".into());
         }
         Ok(pair)
@@ -480,20 +491,11 @@ fn our_handshake(
     sa[..8].copy_from_slice(&seed.to_le_bytes());
     let mut sb = sa;
     sb[31] = 1;
-    let b_id = ib.node_id();
-    let mut pair = Pair {
-        a: Sessions::new(ia.clone(), cfg.clone(), sa),
-        b: Sessions::new(ib.clone(), cfg.clone(), sb),
-        b_id,
-        now: Instant::ZERO,
-    };
-    pair.a
-        .send(b_id, Kind::Transport, b"", pair.now)
-        .map_err(|e| format!("send: {e}"))?;
-    pair.pump()?;
-    if !(pair.a.is_established(&b_id) && pair.b.is_established(&ia.node_id())) {
-        return Err("handshake did not complete".into());
-    }
+    let pair = Pair::establish(
+        Sessions::new(ia.clone(), cfg.clone(), sa),
+        Sessions::new(ib.clone(), cfg.clone(), sb),
+        ib.node_id(),
+    )?;
     black_box(&pair.a);
     Ok(())
 }
@@ -575,21 +577,12 @@ fn session_bytes() -> Result<Figure, String> {
     let before = crate::alloc_count::live_bytes();
     for ib in &peers {
         rng.fill_bytes(&mut seed);
-        let b_id = ib.node_id();
-        let mut pair = Pair {
+        a = Pair::establish(
             a,
-            b: Sessions::new(ib.clone(), cfg.clone(), seed),
-            b_id,
-            now: Instant::ZERO,
-        };
-        pair.a
-            .send(b_id, Kind::Transport, b"", pair.now)
-            .map_err(|e| format!("send: {e}"))?;
-        pair.pump()?;
-        if !pair.a.is_established(&b_id) {
-            return Err("session_bytes: a handshake did not complete".into());
-        }
-        a = pair.a;
+            Sessions::new(ib.clone(), cfg.clone(), seed),
+            ib.node_id(),
+        )?
+        .a;
     }
     let ours =
         crate::alloc_count::live_bytes().saturating_sub(before) as f64 / MEMORY_SESSIONS as f64;

@@ -427,20 +427,10 @@ impl Sessions {
         let Some(h) = p.next.as_mut() else {
             return Err(SessionError::UnexpectedHandshake);
         };
-        let result = h.read_second(&self.identity, hs.noise);
-        let (remote, third, keys) = match result {
-            Ok(v) => v,
-            // A message that did not verify changes nothing: the handshake waits for the genuine one.
-            Err(e @ HandshakeFailure::Rejected) => return Err(SessionError::Handshake(e)),
-            Err(e) => {
-                self.fail_handshake(peer, e);
-                return Err(SessionError::Handshake(e));
-            }
-        };
-        if let Err(e) = self.check_pin(peer, &remote) {
-            self.fail_handshake(peer, e);
-            return Err(SessionError::Handshake(e));
-        }
+        let result = h
+            .read_second(&self.identity, hs.noise)
+            .map(|(remote, third, keys)| (remote, (third, keys)));
+        let (remote, (third, keys)) = self.vet_handshake_read(peer, result)?;
         self.push_handshake(Kind::Handshake3, peer, hs.session_id, &third);
         self.establish(peer, hs.session_id, remote, keys, Some(third), now);
         Ok(())
@@ -459,9 +449,21 @@ impl Sessions {
             .and_then(|p| p.next.as_mut())
             .filter(|h| !h.initiator && h.session_id == hs.session_id)
             .ok_or(SessionError::UnexpectedHandshake)?;
-        let (remote, keys) = match h.read_third(&self.identity, hs.noise) {
+        let result = h.read_third(&self.identity, hs.noise);
+        let (remote, keys) = self.vet_handshake_read(peer, result)?;
+        self.establish(peer, hs.session_id, remote, keys, None, now);
+        Ok(())
+    }
+
+    /// Vets the result of reading handshake message 2 or 3: a message that did not verify changes nothing (the
+    /// handshake waits for the genuine one); any other failure, or keys other than the peer's pin, ends it.
+    fn vet_handshake_read<T>(
+        &mut self,
+        peer: NodeId,
+        result: Result<(PublicIdentity, T), HandshakeFailure>,
+    ) -> Result<(PublicIdentity, T), SessionError> {
+        let (remote, rest) = match result {
             Ok(v) => v,
-            // A message that did not verify changes nothing: the handshake waits for the genuine one.
             Err(e @ HandshakeFailure::Rejected) => return Err(SessionError::Handshake(e)),
             Err(e) => {
                 self.fail_handshake(peer, e);
@@ -472,8 +474,7 @@ impl Sessions {
             self.fail_handshake(peer, e);
             return Err(SessionError::Handshake(e));
         }
-        self.establish(peer, hs.session_id, remote, keys, None, now);
-        Ok(())
+        Ok((remote, rest))
     }
 
     pub(super) fn on_sealed(

@@ -230,6 +230,24 @@ pub fn authenticated_header(header: &Header) -> [u8; AUTHENTICATED_HEADER_LEN] {
     out
 }
 
+/// The check shared by signed kinds: `header.src` is the node id of `signer` ([`WireError::IdMismatch`]), then the
+/// Ed25519 signature over `msg` verifies ([`WireError::BadSignature`]). The id check comes first: it is cheap.
+fn verify_signed(
+    header: &Header,
+    signer: &PublicIdentity,
+    msg: &SignedMessage,
+    signature: &[u8; 64],
+) -> Result<(), WireError> {
+    if header.src != signer.node_id() {
+        return Err(WireError::IdMismatch);
+    }
+    if verify_signature(signer, msg.as_bytes(), signature) {
+        Ok(())
+    } else {
+        Err(WireError::BadSignature)
+    }
+}
+
 /// A signed message assembled on the stack (no allocation), at most [`MAX_SIGNED_LEN`] bytes.
 struct SignedMessage {
     buf: [u8; MAX_SIGNED_LEN],
@@ -382,15 +400,8 @@ impl<'a> Announce<'a> {
     /// Checks an announce received in a frame with `header`: the source is the node id of the announced keys
     /// ([`WireError::IdMismatch`]) and the signature verifies ([`WireError::BadSignature`]).
     pub fn verify(&self, header: &Header) -> Result<(), WireError> {
-        if header.src != self.public.node_id() {
-            return Err(WireError::IdMismatch);
-        }
         let msg = self.signed_message(header)?;
-        if verify_signature(&self.public, msg.as_bytes(), &self.signature) {
-            Ok(())
-        } else {
-            Err(WireError::BadSignature)
-        }
+        verify_signed(header, &self.public, &msg, &self.signature)
     }
 
     /// Builds a complete signed ANNOUNCE frame from `identity`: source its node id, destination broadcast.
@@ -467,15 +478,8 @@ impl<'a> Broadcast<'a> {
     /// node's announce): `header.src` must be their node id ([`WireError::IdMismatch`]) and the signature must
     /// verify ([`WireError::BadSignature`]).
     pub fn verify(&self, header: &Header, sender: &PublicIdentity) -> Result<(), WireError> {
-        if header.src != sender.node_id() {
-            return Err(WireError::IdMismatch);
-        }
         let msg = SignedMessage::new(BROADCAST_LABEL, header, &[self.message])?;
-        if verify_signature(sender, msg.as_bytes(), &self.signature) {
-            Ok(())
-        } else {
-            Err(WireError::BadSignature)
-        }
+        verify_signed(header, sender, &msg, &self.signature)
     }
 
     /// Builds a complete signed BROADCAST frame from `identity`: source its node id, destination broadcast.
