@@ -331,7 +331,11 @@ impl Sessions {
             SessionEvent::Established { peer, remote }
         });
         for q in queued {
-            let _ = self.seal_and_push(peer, q.kind, &q.plaintext, now);
+            // Cannot fail on a session established just now (it has a current slot and nonce 0), but a failure
+            // must never vanish silently: it is counted like any refused send.
+            if let Err(e) = self.seal_and_push(peer, q.kind, &q.plaintext, now) {
+                self.count(e);
+            }
         }
         self.apply_rules(peer, now);
     }
