@@ -12,6 +12,7 @@
 //! - [`link`]: fragmentation of frames into GATT-sized packets and reassembly, per link.
 //! - [`session`]: Noise XX handshakes, transport with explicit nonces and a replay window, rekey, limits,
 //!   renewal, identity pinning, the session table.
+//! - [`channel`]: password channels: Argon2id channel keys and sealed CHANNEL frames.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod channel;
 pub mod identity;
 pub mod link;
 pub mod session;
