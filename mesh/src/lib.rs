@@ -12,6 +12,8 @@
 //! - [`link`]: fragmentation of frames into GATT-sized packets and reassembly, per link.
 //! - [`session`]: Noise XX handshakes, transport with explicit nonces and a replay window, rekey, limits,
 //!   renewal, identity pinning, the session table.
+//! - [`route`]: neighbours, duplicate cache, relay policy, routes, acks and retries, the outbox.
+//! - [`node`]: the state machine that ties them together: inputs in, actions and events out.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -22,6 +24,8 @@ extern crate std;
 
 pub mod identity;
 pub mod link;
+pub mod node;
+pub mod route;
 pub mod session;
 pub mod time;
 pub mod wire;
