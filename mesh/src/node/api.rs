@@ -10,18 +10,10 @@ use core::fmt;
 use crate::identity::{Fingerprint, NodeId};
 use crate::link::{LinkError, ReassemblyConfig};
 use crate::route::RouteConfig;
+pub use crate::route::{LinkId, MessageId};
 use crate::session::{SessionConfig, SessionError, SessionEvent};
 use crate::time::Instant;
 use crate::wire::WireError;
-
-/// The runtime's id for a radio link (maps `hal::LinkId` one to one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LinkId(pub u32);
-
-/// Names a message. Private messages: the id carried in the TRANSPORT plaintext (PROTOCOL.md §7.7);
-/// broadcast and channel messages: the frame id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MessageId(pub u64);
 
 /// Everything a node can be configured with. `Default` gives the values of PROTOCOL.md.
 #[derive(Clone, Debug, PartialEq, Eq)]

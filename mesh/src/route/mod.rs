@@ -5,10 +5,24 @@
 //! counter for what it dropped; [`crate::node::Node`] ties them together. Invariant: no table grows past its
 //! configured capacity, whatever arrives from the air.
 
+pub mod dup;
+pub mod relay;
+pub mod reliable;
+pub mod tables;
+
 use core::fmt;
 
 use crate::time::Duration;
 use crate::wire::DEFAULT_TTL;
+
+/// The runtime's id for a radio link (maps `hal::LinkId` one to one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u32);
+
+/// Names a message. Private messages: the id carried in the TRANSPORT plaintext (PROTOCOL.md §7.7);
+/// broadcast and channel messages: the frame id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub u64);
 
 /// How a node relays flooded frames (PROTOCOL.md §7.4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -48,6 +62,10 @@ pub struct RouteConfig {
     pub announce_interval: Duration,
     /// Random spread (±) added to each announce interval.
     pub announce_jitter: Duration,
+    /// The first mesh-wide announce, and one soon after a new neighbour, go out within this random delay.
+    pub announce_soon: Duration,
+    /// Mesh-wide announces are never closer together than this.
+    pub announce_min_gap: Duration,
     /// A peer with no announce for this long is gone.
     pub peer_timeout: Duration,
     /// Entries in the peers table.
@@ -56,6 +74,9 @@ pub struct RouteConfig {
     pub max_routes: usize,
     /// Lifetime of a learned route.
     pub route_lifetime: Duration,
+    /// A routed frame that expects an answer breaks its route unless a frame from the destination arrives
+    /// within this time.
+    pub route_confirm_timeout: Duration,
     /// First wait for an ACK before resending a private message.
     pub ack_timeout: Duration,
     /// Each retry waits this many times longer than the previous one.
@@ -92,10 +113,13 @@ impl Default for RouteConfig {
             neighbour_timeout: Duration::from_secs(50),
             announce_interval: Duration::from_secs(60),
             announce_jitter: Duration::from_secs(6),
+            announce_soon: Duration::from_secs(2),
+            announce_min_gap: Duration::from_secs(10),
             peer_timeout: Duration::from_secs(200),
             max_peers: 512,
             max_routes: 512,
             route_lifetime: Duration::from_secs(120),
+            route_confirm_timeout: Duration::from_secs(1),
             ack_timeout: Duration::from_secs(2),
             ack_backoff_factor: 2,
             max_attempts: 5,
