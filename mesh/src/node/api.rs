@@ -247,6 +247,8 @@ pub struct NodeStats {
     pub route_evictions: u64,
     /// Routes learned.
     pub routes_learned: u64,
+    /// Routes dropped because a frame expecting an answer got none in time.
+    pub routes_broken: u64,
     /// Unicast frames sent on a learned route rather than flooded.
     pub routed_unicast: u64,
     /// Private messages delivered twice and suppressed.
