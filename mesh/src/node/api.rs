@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub route: RouteConfig,
     /// Per-link reassembly bounds.
     pub reassembly: ReassemblyConfig,
+    /// Password channels joined at once, at most.
+    pub max_channels: usize,
 }
 
 impl Default for NodeConfig {
@@ -39,6 +41,7 @@ impl Default for NodeConfig {
             session: SessionConfig::default(),
             route: RouteConfig::default(),
             reassembly: ReassemblyConfig::default(),
+            max_channels: 16,
         }
     }
 }

@@ -81,7 +81,7 @@ impl Node {
                 }
             }
             Kind::Channel => {
-                self.on_channel(&frame, &h, now);
+                self.on_channel(&frame, &h);
                 self.relay(link, key, frame, now);
             }
             _ if dst == self.id => self.deliver_local(Some(h), &frame, now),
@@ -254,8 +254,30 @@ impl Node {
     }
 
     /// A CHANNEL frame: opened if this node joined its channel.
-    fn on_channel(&mut self, frame: &[u8], header: &Header, now: Instant) {
-        let _ = (frame, header, now);
+    fn on_channel(&mut self, frame: &[u8], header: &Header) {
+        let Ok((_, Body::Channel(c))) = wire::decode(frame) else {
+            return self.count_wire();
+        };
+        let Some((name, key)) = self.channels.iter().find(|(_, k)| k.tag() == c.channel_tag) else {
+            return;
+        };
+        let name = name.clone();
+        let event = match crate::channel::open_frame(key, frame) {
+            Ok(payload) => Event::MessageReceived {
+                from: header.src,
+                kind: MessageKind::Channel(name),
+                id: MessageId(u64::from(header.frame_id)),
+                payload,
+            },
+            Err(_) => {
+                self.stats.channel_unreadable = self.stats.channel_unreadable.saturating_add(1);
+                Event::ChannelUnreadable {
+                    channel: name,
+                    from: header.src,
+                }
+            }
+        };
+        self.push_event(event);
     }
 
     /// A unicast frame addressed to this node: the session layer.

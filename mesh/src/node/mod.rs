@@ -30,10 +30,7 @@ use crate::session::{padded_len, Sessions, SEALED_OVERHEAD};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Announce, Broadcast, FrameView, Kind};
 
-/// Placeholder for the password channel key until `mesh::channel` lands; replaced by a re-export of
-/// `mesh::channel::ChannelKey`.
-#[derive(Clone)]
-pub struct ChannelKey(pub [u8; 32]);
+pub use crate::channel::ChannelKey;
 
 /// Bound on packets waiting in `poll_action`; beyond it the oldest are dropped and counted.
 const MAX_ACTIONS: usize = 65_536;
@@ -261,8 +258,16 @@ impl Node {
         Ok(MessageId(u64::from(frame_id)))
     }
 
-    /// Joins the password channel `name` with `key`; frames of that channel are then opened and delivered.
+    /// Joins the password channel `name` with `key` (derived for that name, see [`ChannelKey::derive`]); frames
+    /// of that channel are then opened and delivered. Joining again replaces the key. Refused with
+    /// [`NodeError::InvalidChannel`] when the key is for another name or `max_channels` are joined.
     pub fn join_channel(&mut self, name: &str, key: ChannelKey) -> Result<(), NodeError> {
+        if key.name() != name {
+            return Err(NodeError::InvalidChannel);
+        }
+        if !self.channels.contains_key(name) && self.channels.len() >= self.config.max_channels {
+            return Err(NodeError::InvalidChannel);
+        }
         self.channels.insert(String::from(name), key);
         Ok(())
     }
@@ -282,11 +287,23 @@ impl Node {
         payload: &[u8],
         now: Instant,
     ) -> Result<MessageId, NodeError> {
-        let _ = (payload, now);
-        if !self.channels.contains_key(name) {
-            return Err(NodeError::NotJoined);
-        }
-        Err(NodeError::InvalidChannel)
+        let key = self.channels.get(name).ok_or(NodeError::NotJoined)?;
+        let frame_id = self.rng.next_u32();
+        let frame = crate::channel::seal_frame(
+            key,
+            self.id,
+            frame_id,
+            self.config.route.default_ttl,
+            payload,
+            &mut self.rng,
+        )
+        .map_err(|e| match e {
+            crate::channel::ChannelError::MessageTooLong(_) => NodeError::MessageTooLong,
+            _ => NodeError::InvalidChannel,
+        })?;
+        self.originate(frame, now);
+        self.pump(now);
+        Ok(MessageId(u64::from(frame_id)))
     }
 
     /// Closes the session with `peer` (CLOSE, reason user).
