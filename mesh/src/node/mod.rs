@@ -432,6 +432,7 @@ impl Node {
             ack_timeout: r.ack_timeout,
             factor: r.ack_backoff_factor,
             max_attempts: r.max_attempts,
+            max_wait: r.ack_timeout_max,
         }
     }
 

@@ -23,9 +23,6 @@ impl Node {
         }
         for r in self.relays.take_due(now) {
             let n = self.transmit_all(&r.frame, &r.skip);
-            if n == 0 {
-                self.stats.suppressed = self.stats.suppressed.saturating_add(1);
-            }
             self.stats.relayed = self.stats.relayed.saturating_add(n);
         }
         for m in self.outbox.take_expired(now) {
