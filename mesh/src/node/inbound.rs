@@ -138,7 +138,7 @@ impl Node {
         let previous = self
             .links
             .get_mut(&link)
-            .map(|s| core::mem::replace(&mut s.neighbour, Some(peer)));
+            .map(|s| s.neighbour.replace(peer));
         match previous {
             None => return,
             Some(Some(old)) if old == peer => {}
