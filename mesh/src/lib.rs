@@ -13,6 +13,8 @@
 //! - [`session`]: Noise XX handshakes, transport with explicit nonces and a replay window, rekey, limits,
 //!   renewal, identity pinning, the session table.
 //! - [`channel`]: password channels: Argon2id channel keys and sealed CHANNEL frames.
+//! - [`route`]: neighbours, duplicate cache, relay policy, routes, acks and retries, the outbox.
+//! - [`node`]: the state machine that ties them together: inputs in, actions and events out.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,6 +26,8 @@ extern crate std;
 pub mod channel;
 pub mod identity;
 pub mod link;
+pub mod node;
+pub mod route;
 pub mod session;
 pub mod time;
 pub mod wire;

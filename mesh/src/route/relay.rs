@@ -1,0 +1,179 @@
+//! Pending relays of the managed policy (PROTOCOL.md §7.4): frames waiting out their random delay.
+//!
+//! Each entry remembers which links already delivered a copy of its frame (their neighbours have it, so the
+//! relay skips them) and how many copies were heard in all; reaching the suppression threshold cancels the relay.
+//! Invariant: at most `capacity` entries, one per frame key; a full queue refuses (and counts) new entries
+//! rather than dropping ones already promised.
+
+use alloc::vec::Vec;
+
+use super::dup::FrameKey;
+use super::LinkId;
+use crate::time::Instant;
+
+/// A frame waiting for its relay delay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRelay {
+    /// The frame's key.
+    pub key: FrameKey,
+    /// The frame, TTL already decremented.
+    pub frame: Vec<u8>,
+    /// When to send it.
+    pub due: Instant,
+    /// Links whose neighbour already sent us this frame.
+    pub skip: Vec<LinkId>,
+    /// Copies heard (the first one included).
+    pub copies: u8,
+}
+
+/// What hearing another copy did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyHeard {
+    /// No relay was pending for that frame.
+    NotPending,
+    /// The relay is still pending; the link is skipped.
+    Noted,
+    /// The threshold was reached: the relay is cancelled.
+    Suppressed,
+}
+
+/// The queue of pending relays.
+#[derive(Clone, Debug, Default)]
+pub struct PendingRelays {
+    capacity: usize,
+    entries: Vec<PendingRelay>,
+    refused: u64,
+}
+
+impl PendingRelays {
+    /// An empty queue of at most `capacity` relays.
+    pub fn new(capacity: usize) -> Self {
+        PendingRelays {
+            capacity,
+            entries: Vec::new(),
+            refused: 0,
+        }
+    }
+
+    /// Queues a relay. Returns `false` (and counts it) when the queue is full.
+    pub fn schedule(&mut self, key: FrameKey, frame: Vec<u8>, due: Instant, from: LinkId) -> bool {
+        if self.entries.len() >= self.capacity {
+            self.refused = self.refused.saturating_add(1);
+            return false;
+        }
+        let skip = alloc::vec![from];
+        self.entries.push(PendingRelay {
+            key,
+            frame,
+            due,
+            skip,
+            copies: 1,
+        });
+        true
+    }
+
+    /// Another copy of `key` arrived on `link`.
+    pub fn heard_copy(&mut self, key: &FrameKey, link: LinkId, threshold: u8) -> CopyHeard {
+        let Some(pos) = self.entries.iter().position(|e| e.key == *key) else {
+            return CopyHeard::NotPending;
+        };
+        let Some(e) = self.entries.get_mut(pos) else {
+            return CopyHeard::NotPending;
+        };
+        e.copies = e.copies.saturating_add(1);
+        if !e.skip.contains(&link) {
+            e.skip.push(link);
+        }
+        if threshold > 0 && e.copies >= threshold {
+            self.entries.swap_remove(pos);
+            return CopyHeard::Suppressed;
+        }
+        CopyHeard::Noted
+    }
+
+    /// Removes and returns every relay due at `now`, earliest first.
+    pub fn take_due(&mut self, now: Instant) -> Vec<PendingRelay> {
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries.get(i).is_some_and(|e| e.due <= now) {
+                due.push(self.entries.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        due.sort_by_key(|e| e.due);
+        due
+    }
+
+    /// The earliest due instant.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries.iter().map(|e| e.due).min()
+    }
+
+    /// Relays refused because the queue was full.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Relays pending.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Approximate heap bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| {
+                core::mem::size_of::<PendingRelay>() + e.frame.capacity() + e.skip.capacity() * 4
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::NodeId;
+
+    #[test]
+    fn copies_skip_links_then_suppress() {
+        let mut q = PendingRelays::new(2);
+        let k = (NodeId([1; 8]), 5);
+        let t = Instant::from_millis(100);
+        assert!(q.schedule(k, alloc::vec![1, 2], t, LinkId(1)));
+        assert_eq!(q.heard_copy(&k, LinkId(2), 3), CopyHeard::Noted);
+        assert_eq!(q.heard_copy(&k, LinkId(3), 3), CopyHeard::Suppressed);
+        assert!(q.is_empty());
+        assert_eq!(q.heard_copy(&k, LinkId(3), 3), CopyHeard::NotPending);
+    }
+
+    #[test]
+    fn due_relays_come_out_in_order_and_full_queue_refuses() {
+        let mut q = PendingRelays::new(2);
+        let a = (NodeId([1; 8]), 1);
+        let b = (NodeId([1; 8]), 2);
+        assert!(q.schedule(a, alloc::vec![1], Instant::from_millis(30), LinkId(1)));
+        assert!(q.schedule(b, alloc::vec![2], Instant::from_millis(10), LinkId(2)));
+        assert!(!q.schedule(
+            (NodeId([2; 8]), 3),
+            alloc::vec![3],
+            Instant::ZERO,
+            LinkId(1)
+        ));
+        assert_eq!(q.refused(), 1);
+        assert_eq!(q.next_due(), Some(Instant::from_millis(10)));
+        let due = q.take_due(Instant::from_millis(40));
+        assert_eq!(due.iter().map(|e| e.key).collect::<Vec<_>>(), [b, a]);
+        assert_eq!(
+            due.first().map(|e| e.skip.clone()),
+            Some(alloc::vec![LinkId(2)])
+        );
+    }
+}

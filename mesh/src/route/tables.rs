@@ -1,0 +1,371 @@
+//! The peers table (who announced itself, PROTOCOL.md §7.2) and the route table (reverse paths, §7.5).
+//!
+//! Invariant: both tables hold at most their configured number of entries; when full, the entry heard from
+//! longest ago is evicted and counted. A route is only ever a link that a frame from its destination arrived on,
+//! it lives `route_lifetime` from that frame, and it is dropped when its link goes down or when it stops being
+//! confirmed by return traffic.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::LinkId;
+use crate::identity::{NodeId, PublicIdentity};
+use crate::time::{Duration, Instant};
+
+/// What this node knows about a peer from its verified announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its keys (their node id is the peer's id).
+    pub public: PublicIdentity,
+    /// Announced nickname.
+    pub nickname: String,
+    /// Announced capability bits.
+    pub capabilities: u16,
+    /// When its last announce (or hello) arrived.
+    pub last_heard: Instant,
+    /// Hops of that announce.
+    pub hops: u8,
+    /// Another id announced the same nickname first.
+    pub nickname_conflict: bool,
+}
+
+/// What [`Peers::update`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerUpdate {
+    /// The peer was not in the table.
+    pub appeared: bool,
+    /// The nickname is already held by this other id.
+    pub conflict_with: Option<NodeId>,
+    /// A peer evicted to make room.
+    pub evicted: Option<NodeId>,
+}
+
+/// Bounded table of announced peers.
+#[derive(Clone, Debug, Default)]
+pub struct Peers {
+    max: usize,
+    map: BTreeMap<NodeId, Peer>,
+    evictions: u64,
+}
+
+impl Peers {
+    /// An empty table of at most `max` peers.
+    pub fn new(max: usize) -> Self {
+        Peers {
+            max,
+            map: BTreeMap::new(),
+            evictions: 0,
+        }
+    }
+
+    /// The entry of `id`.
+    pub fn get(&self, id: &NodeId) -> Option<&Peer> {
+        self.map.get(id)
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
+        self.map.iter()
+    }
+
+    /// Records a verified announce from `id`. The nickname rule (PROTOCOL.md §7.2): the first id heard with a
+    /// nickname holds it; a different id announcing the same non-empty nickname is flagged, not refused.
+    pub fn update(
+        &mut self,
+        id: NodeId,
+        public: PublicIdentity,
+        nickname: &str,
+        capabilities: u16,
+        hops: u8,
+        now: Instant,
+    ) -> PeerUpdate {
+        let conflict_with = if nickname.is_empty() {
+            None
+        } else {
+            self.map
+                .iter()
+                .filter(|(other, p)| **other != id && p.nickname == nickname)
+                .filter(|(_, p)| !p.nickname_conflict)
+                .map(|(other, _)| *other)
+                .next()
+        };
+        let mut evicted = None;
+        let appeared = !self.map.contains_key(&id);
+        if appeared && self.map.len() >= self.max {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, p)| p.last_heard)
+                .map(|(k, _)| *k);
+            if let Some(old) = oldest {
+                self.map.remove(&old);
+                self.evictions = self.evictions.saturating_add(1);
+                evicted = Some(old);
+            }
+        }
+        if self.max == 0 {
+            return PeerUpdate {
+                appeared: false,
+                conflict_with,
+                evicted,
+            };
+        }
+        let entry = self.map.entry(id).or_insert_with(|| Peer {
+            public,
+            nickname: String::new(),
+            capabilities,
+            last_heard: now,
+            hops,
+            nickname_conflict: false,
+        });
+        entry.public = public;
+        if entry.nickname != nickname {
+            entry.nickname = String::from(nickname);
+        }
+        entry.capabilities = capabilities;
+        entry.last_heard = entry.last_heard.max(now);
+        entry.hops = hops;
+        entry.nickname_conflict = conflict_with.is_some();
+        PeerUpdate {
+            appeared,
+            conflict_with,
+            evicted,
+        }
+    }
+
+    /// Removes and returns every peer not heard for `timeout`.
+    pub fn remove_stale(&mut self, timeout: Duration, now: Instant) -> Vec<NodeId> {
+        let gone: Vec<NodeId> = self
+            .map
+            .iter()
+            .filter(|(_, p)| p.last_heard + timeout <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for id in &gone {
+            self.map.remove(id);
+        }
+        gone
+    }
+
+    /// The earliest instant a peer goes stale.
+    pub fn next_expiry(&self, timeout: Duration) -> Option<Instant> {
+        self.map.values().map(|p| p.last_heard + timeout).min()
+    }
+
+    /// Peers evicted from the full table.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Approximate heap bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.map
+            .values()
+            .map(|p| core::mem::size_of::<(NodeId, Peer)>() + 16 + p.nickname.capacity())
+            .sum()
+    }
+}
+
+/// A reverse path to a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The link the destination's frames arrive on.
+    pub link: LinkId,
+    /// Hops to the destination, from the TTL of the frame that taught the route.
+    pub hops: u8,
+    /// When the route is forgotten.
+    pub expires: Instant,
+    /// A frame expecting an answer went out on this route; the route is broken unless a frame from the
+    /// destination arrives before this instant.
+    pub confirm_by: Option<Instant>,
+}
+
+/// Bounded table of reverse paths.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    max: usize,
+    map: BTreeMap<NodeId, Route>,
+    evictions: u64,
+    learned: u64,
+    broken: u64,
+}
+
+impl Routes {
+    /// An empty table of at most `max` routes.
+    pub fn new(max: usize) -> Self {
+        Routes {
+            max,
+            ..Routes::default()
+        }
+    }
+
+    /// Learns (or refreshes) the route to `dst` from a new frame of `dst` that arrived on `link` with `hops`.
+    /// A fresh frame from `dst` also confirms the route. An existing route with fewer hops is kept (only its
+    /// confirmation and lifetime are refreshed when it is the same link).
+    pub fn learn(&mut self, dst: NodeId, link: LinkId, hops: u8, lifetime: Duration, now: Instant) {
+        let expires = now + lifetime;
+        if let Some(r) = self.map.get_mut(&dst) {
+            r.confirm_by = None;
+            if r.expires > now && r.link != link && r.hops < hops {
+                return;
+            }
+            *r = Route {
+                link,
+                hops,
+                expires,
+                confirm_by: None,
+            };
+            return;
+        }
+        if self.max == 0 {
+            return;
+        }
+        if self.map.len() >= self.max {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, r)| r.expires)
+                .map(|(k, _)| *k);
+            if let Some(old) = oldest {
+                self.map.remove(&old);
+                self.evictions = self.evictions.saturating_add(1);
+            }
+        }
+        self.learned = self.learned.saturating_add(1);
+        self.map.insert(
+            dst,
+            Route {
+                link,
+                hops,
+                expires,
+                confirm_by: None,
+            },
+        );
+    }
+
+    /// The link to send a frame for `dst` on, if a usable route exists. `expects_answer` arms the confirmation
+    /// deadline `confirm` from now when none is armed. A route whose deadline passed without an answer is
+    /// removed (counted as broken) and `None` returned, so the caller floods.
+    pub fn lookup(
+        &mut self,
+        dst: &NodeId,
+        expects_answer: bool,
+        confirm: Duration,
+        now: Instant,
+    ) -> Option<LinkId> {
+        let r = self.map.get_mut(dst)?;
+        let expired = r.expires <= now;
+        let unconfirmed = r.confirm_by.is_some_and(|t| t <= now);
+        if expired || unconfirmed {
+            self.map.remove(dst);
+            if unconfirmed {
+                self.broken = self.broken.saturating_add(1);
+            }
+            return None;
+        }
+        if expects_answer && r.confirm_by.is_none() {
+            r.confirm_by = Some(now + confirm);
+        }
+        Some(r.link)
+    }
+
+    /// The route to `dst` without side effects.
+    pub fn get(&self, dst: &NodeId) -> Option<&Route> {
+        self.map.get(dst)
+    }
+
+    /// Forgets every route over `link`.
+    pub fn remove_link(&mut self, link: LinkId) {
+        self.map.retain(|_, r| r.link != link);
+    }
+
+    /// Forgets expired routes.
+    pub fn remove_expired(&mut self, now: Instant) {
+        self.map.retain(|_, r| r.expires > now);
+    }
+
+    /// Routes evicted from the full table.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Routes learned.
+    pub fn learned(&self) -> u64 {
+        self.learned
+    }
+
+    /// Routes dropped for lack of an answer.
+    pub fn broken(&self) -> u64 {
+        self.broken
+    }
+
+    /// Approximate heap bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.map.len() * (core::mem::size_of::<(NodeId, Route)>() + 16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pk(n: u8) -> PublicIdentity {
+        PublicIdentity {
+            ed25519: [n; 32],
+            x25519: [n; 32],
+        }
+    }
+
+    #[test]
+    fn second_id_with_same_nickname_is_flagged() {
+        let mut p = Peers::new(4);
+        let t = Instant::from_millis(0);
+        let a = p.update(NodeId([1; 8]), pk(1), "ann", 0, 1, t);
+        assert!(a.appeared && a.conflict_with.is_none());
+        let b = p.update(NodeId([2; 8]), pk(2), "ann", 0, 2, t);
+        assert_eq!(b.conflict_with, Some(NodeId([1; 8])));
+        assert!(p.get(&NodeId([2; 8])).is_some_and(|x| x.nickname_conflict));
+        assert!(p.get(&NodeId([1; 8])).is_some_and(|x| !x.nickname_conflict));
+    }
+
+    #[test]
+    fn full_peers_evicts_least_recent() {
+        let mut p = Peers::new(1);
+        p.update(NodeId([1; 8]), pk(1), "a", 0, 1, Instant::from_millis(0));
+        let u = p.update(NodeId([2; 8]), pk(2), "b", 0, 1, Instant::from_millis(5));
+        assert_eq!(u.evicted, Some(NodeId([1; 8])));
+        assert_eq!(p.evictions(), 1);
+        let gone = p.remove_stale(Duration::from_secs(1), Instant::from_millis(1_005));
+        assert_eq!(gone, [NodeId([2; 8])]);
+    }
+
+    #[test]
+    fn unanswered_route_breaks() {
+        let mut r = Routes::new(8);
+        let d = NodeId([9; 8]);
+        let t = Instant::from_millis(0);
+        r.learn(d, LinkId(3), 2, Duration::from_secs(60), t);
+        let c = Duration::from_secs(1);
+        assert_eq!(r.lookup(&d, true, c, t), Some(LinkId(3)));
+        assert_eq!(
+            r.lookup(&d, true, c, Instant::from_millis(500)),
+            Some(LinkId(3))
+        );
+        assert_eq!(r.lookup(&d, true, c, Instant::from_millis(1_000)), None);
+        assert_eq!(r.broken(), 1);
+        r.learn(
+            d,
+            LinkId(4),
+            3,
+            Duration::from_secs(60),
+            Instant::from_millis(1_100),
+        );
+        assert_eq!(
+            r.lookup(&d, false, c, Instant::from_millis(1_200)),
+            Some(LinkId(4))
+        );
+        r.remove_link(LinkId(4));
+        assert!(r.get(&d).is_none());
+    }
+}
