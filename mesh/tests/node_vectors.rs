@@ -1,4 +1,4 @@
-//! The routing layer's golden vectors of PROTOCOL.md §8.4: inner plaintexts of TRANSPORT and ACK.
+//! The routing layer's golden vectors of PROTOCOL.md §8.5: inner plaintexts of TRANSPORT and ACK.
 
 mod common;
 
