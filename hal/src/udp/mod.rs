@@ -876,14 +876,9 @@ impl Radio for UdpRadio {
                 "{addr} is this radio's own address"
             )));
         }
-        if self.links.len() >= self.config.max_links {
-            return Err(RadioError::TooManyLinks {
-                max: self.config.max_links,
-            });
-        }
-        let id = self.alloc_id();
         if self.links.values().any(|l| l.peer == addr) {
             // One link per pair: this connect fails at once.
+            let id = self.alloc_id();
             self.stats.links_down += 1;
             self.events.push_back(RadioEvent::LinkDown {
                 link: LinkId(id),
@@ -891,6 +886,12 @@ impl Radio for UdpRadio {
             });
             return Ok(LinkId(id));
         }
+        if self.links.len() >= self.config.max_links {
+            return Err(RadioError::TooManyLinks {
+                max: self.config.max_links,
+            });
+        }
+        let id = self.alloc_id();
         let (interval, timeout, att_mtu) = (
             self.config.keepalive_interval,
             self.config.keepalive_timeout,
