@@ -92,7 +92,7 @@ fn packets_flow_both_ways_in_order_under_flow_control() {
     let msg = |from: u8, i: usize| vec![from; 1 + i % 97];
     let n = 300;
     let (mut next_a, mut next_b) = (0, 0);
-    let mut seen = vec![Vec::new(), Vec::new()];
+    let mut seen = [Vec::new(), Vec::new()];
     let start = std::time::Instant::now();
     while packets_on(&seen[1], lb).len() < n || packets_on(&seen[0], la).len() < n {
         while next_a < n {
