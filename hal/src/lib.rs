@@ -22,8 +22,11 @@
 //!   virtual time with seeded randomness: explicit or random geometric topology, per-link loss, latency, jitter,
 //!   ATT MTU and bounded queues, scheduled link drops and node crashes. It drives hundreds of nodes in one process
 //!   and has no async runtime.
-//! - `udp` (later): one process per node over UDP sockets (loopback or network namespaces), with a configured MTU,
-//!   beacons in place of advertising and keepalive timeouts for link loss.
+//! - `udp` (feature `udp`, on by default): one process per node, each with its own UDP socket (loopback or network
+//!   namespaces): beacons to a static peer list or the subnet broadcast address in place of advertising, links
+//!   with an ATT MTU (min of both offers) and a role, paced bounded send queues, keepalive timeouts for link loss,
+//!   and a small versioned datagram protocol that counts and drops anything it does not accept. Time is injectable
+//!   for tests; an async runtime waits on its socket's fd and `next_deadline`.
 //! - `ble` (later): btleplug in the central role and bluer in the peripheral role (GATT server + advertising) on
 //!   Linux, bridged from their async tasks through bounded channels.
 //!
@@ -37,6 +40,8 @@
 pub mod radio;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "udp")]
+pub mod udp;
 
 pub use radio::{
     Advertisement, LinkDownReason, LinkId, PeerAddress, Radio, RadioError, RadioErrorKind,
