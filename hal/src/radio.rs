@@ -32,7 +32,7 @@
 //!   service data; a central's first write or subscription → `LinkUp` with role `Peripheral` and the MTU BlueZ
 //!   negotiated; GATT characteristic writes from that central → `Packet`; `send` → notify on the characteristic
 //!   (through `AcquireNotify` for throughput); the central going away → `LinkDown`.
-//! - **udp** (later): one socket per process; "advertising" is a periodic beacon datagram and scanning listens for
+//! - **udp** ([`crate::udp`]): one socket per process; "advertising" is a periodic beacon datagram and scanning listens for
 //!   them; a link is a peer address with a configured MTU; a keepalive timeout → `LinkDown` with
 //!   [`LinkDownReason::Timeout`]; loss and delay are applied in the application.
 //!
