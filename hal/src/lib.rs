@@ -24,8 +24,10 @@
 //!   and has no async runtime.
 //! - `udp` (later): one process per node over UDP sockets (loopback or network namespaces), with a configured MTU,
 //!   beacons in place of advertising and keepalive timeouts for link loss.
-//! - `ble` (later): btleplug in the central role and bluer in the peripheral role (GATT server + advertising) on
-//!   Linux, bridged from their async tasks through bounded channels.
+//! - `ble` (feature `ble`, on by default): btleplug in the central role and, on Linux, bluer in the peripheral
+//!   role (GATT server + advertising) over BlueZ, bridged from their async tasks through bounded queues; libdbus
+//!   is built from vendored source. `hal::ble` documents how a tokio runtime drives it and what a fake BlueZ
+//!   cannot verify.
 //!
 //! # ATT MTU
 //!
@@ -34,6 +36,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "ble")]
+pub mod ble;
 pub mod radio;
 #[cfg(feature = "sim")]
 pub mod sim;
