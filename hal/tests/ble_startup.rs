@@ -22,8 +22,7 @@ fn without_a_bus_construction_fails_fast_with_advice() {
     let start = Instant::now();
     let err = rt()
         .block_on(BleRadio::new(config()))
-        .err()
-        .expect("no bus, yet a radio");
+        .expect_err("no bus, yet a radio");
     assert!(
         start.elapsed() < Duration::from_secs(6),
         "took {:?}",
@@ -44,8 +43,7 @@ fn a_bus_without_bluez_fails_fast_with_advice() {
     let start = Instant::now();
     let err = rt()
         .block_on(BleRadio::new(config()))
-        .err()
-        .expect("no BlueZ, yet a radio");
+        .expect_err("no BlueZ, yet a radio");
     assert!(
         start.elapsed() < Duration::from_secs(6),
         "took {:?}",

@@ -30,7 +30,7 @@
 //! With no D-Bus system bus, no `bluetoothd` (no `org.bluez` on the bus), a `bluetoothd` that never answers, or no
 //! adapter, [`BleRadio::new`] fails within `startup_timeout` (5 s by default) with a [`BleError`] that says what is
 //! missing and suggests `--radio udp` or `meshnode demo`; its [`BleError::kind`] is
-//! [`RadioErrorKind::Unavailable`](crate::RadioErrorKind::Unavailable). (Unbounded, btleplug would wait 30 s and
+//! [`RadioErrorKind::Unavailable`]. (Unbounded, btleplug would wait 30 s and
 //! bluer up to 120 s for a name owner that never answers.)
 //!
 //! # On the air

@@ -35,6 +35,9 @@ pub fn uuid_str(u: u128) -> String {
     )
 }
 
+/// One logged mock call: timestamp and arguments.
+pub type MockCall = (u64, Vec<Variant<Box<dyn RefArg>>>);
+
 /// Which of the tools the fake needs are missing, if any.
 pub fn missing_tools() -> Option<String> {
     let daemon = Command::new("dbus-daemon")
@@ -170,8 +173,8 @@ impl Fake {
     }
 
     /// Calls of `method` logged on the adapter object.
-    pub fn adapter_calls(&self, method: &str) -> Vec<(u64, Vec<Variant<Box<dyn RefArg>>>)> {
-        let (calls,): (Vec<(u64, Vec<Variant<Box<dyn RefArg>>>)>,) = self
+    pub fn adapter_calls(&self, method: &str) -> Vec<MockCall> {
+        let (calls,): (Vec<MockCall>,) = self
             .conn()
             .with_proxy("org.bluez", "/org/bluez/hci0", Duration::from_secs(5))
             .method_call("org.freedesktop.DBus.Mock", "GetMethodCalls", (method,))
