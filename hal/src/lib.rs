@@ -27,8 +27,10 @@
 //!   with an ATT MTU (min of both offers) and a role, paced bounded send queues, keepalive timeouts for link loss,
 //!   and a small versioned datagram protocol that counts and drops anything it does not accept. Time is injectable
 //!   for tests; an async runtime waits on its socket's fd and `next_deadline`.
-//! - `ble` (later): btleplug in the central role and bluer in the peripheral role (GATT server + advertising) on
-//!   Linux, bridged from their async tasks through bounded channels.
+//! - `ble` (feature `ble`, on by default): btleplug in the central role and, on Linux, bluer in the peripheral
+//!   role (GATT server + advertising) over BlueZ, bridged from their async tasks through bounded queues; libdbus
+//!   is built from vendored source. `hal::ble` documents how a tokio runtime drives it and what a fake BlueZ
+//!   cannot verify.
 //!
 //! # ATT MTU
 //!
@@ -37,6 +39,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "ble")]
+pub mod ble;
 pub mod radio;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -23,12 +23,12 @@
 //!
 //! - **sim** (`hal::sim`, now): one `Medium` holds every node's radio; `Medium::radio(i)` lends node `i`'s
 //!   radio as a `SimRadio` that implements this trait.
-//! - **btleplug, central role** (later): `start_scanning` → `Central::start_scan` filtered by the meshnode service
+//! - **btleplug, central role** ([`crate::ble`]): `start_scanning` → `Central::start_scan` filtered by the meshnode service
 //!   UUID; each `CentralEvent::DeviceDiscovered`/`ServiceDataAdvertisement` → `Discovered`; `connect` → a task that
 //!   connects, discovers services, subscribes to the packet characteristic and reads the MTU, then `LinkUp` with
 //!   role `Central`; notifications → `Packet`; `send` → write without response (the bounded queue is the task's
 //!   channel); a disconnect event or a failed connect → `LinkDown`.
-//! - **bluer, peripheral role** (later): `start_advertising` → an LE advertisement carrying the service UUID and the
+//! - **bluer, peripheral role** ([`crate::ble`], Linux): `start_advertising` → an LE advertisement carrying the service UUID and the
 //!   service data; a central's first write or subscription → `LinkUp` with role `Peripheral` and the MTU BlueZ
 //!   negotiated; GATT characteristic writes from that central → `Packet`; `send` → notify on the characteristic
 //!   (through `AcquireNotify` for throughput); the central going away → `LinkDown`.
