@@ -12,6 +12,7 @@
 //! - [`link`]: fragmentation of frames into GATT-sized packets and reassembly, per link.
 //! - [`session`]: Noise XX handshakes, transport with explicit nonces and a replay window, rekey, limits,
 //!   renewal, identity pinning, the session table.
+//! - [`channel`]: password channels: Argon2id channel keys and sealed CHANNEL frames.
 //! - [`route`]: neighbours, duplicate cache, relay policy, routes, acks and retries, the outbox.
 //! - [`node`]: the state machine that ties them together: inputs in, actions and events out.
 #![no_std]
@@ -22,6 +23,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod channel;
 pub mod identity;
 pub mod link;
 pub mod node;

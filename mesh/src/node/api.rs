@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub route: RouteConfig,
     /// Per-link reassembly bounds.
     pub reassembly: ReassemblyConfig,
+    /// Password channels joined at once, at most.
+    pub max_channels: usize,
 }
 
 impl Default for NodeConfig {
@@ -39,6 +41,7 @@ impl Default for NodeConfig {
             session: SessionConfig::default(),
             route: RouteConfig::default(),
             reassembly: ReassemblyConfig::default(),
+            max_channels: 16,
         }
     }
 }
@@ -247,6 +250,8 @@ pub struct NodeStats {
     pub route_evictions: u64,
     /// Routes learned.
     pub routes_learned: u64,
+    /// Routes dropped because a frame expecting an answer got none in time.
+    pub routes_broken: u64,
     /// Unicast frames sent on a learned route rather than flooded.
     pub routed_unicast: u64,
     /// Private messages delivered twice and suppressed.

@@ -1,48 +1,130 @@
 //! The node: the sans-IO state machine that ties link, wire, session and route together (PROTOCOL.md §7).
 //!
-//! Invariant: `Node` never reads a clock or the air; every input carries `now`, every output is polled.
+//! [`Node`] dispatches; the logic lives in [`crate::link`] (packets), [`crate::wire`] (frames),
+//! [`crate::session`] (Noise) and [`crate::route`] (tables and policies). This file holds the public methods and
+//! the plumbing every path shares (originating frames, putting them on links); `inbound.rs` handles frames from
+//! the air and `timers.rs` everything time-driven. Invariant: `Node` never reads a clock or the air; every input
+//! carries `now`, every output is polled, and every queue it owns is bounded with a drop counter.
 
 mod api;
+mod inbound;
+mod timers;
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
 use alloc::vec::Vec;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 
 pub use crate::route::{RelayPolicy, RouteConfig};
 pub use api::*;
 
 use crate::identity::{Identity, NodeId};
-use crate::session::Sessions;
-use crate::time::Instant;
+use crate::link::{Fragmenter, Reassembler};
+use crate::route::dup::DupCache;
+use crate::route::relay::PendingRelays;
+use crate::route::reliable::{encode_transport, Backoff, OutMessage, OutState, Outbox, SeenSet};
+use crate::route::tables::{Peers, Routes};
+use crate::session::{padded_len, Sessions, SEALED_OVERHEAD};
+use crate::time::{Duration, Instant};
+use crate::wire::{self, Announce, Broadcast, FrameView, Kind};
 
-/// Placeholder for the password channel key until `mesh::channel` lands; replaced by a re-export of
-/// `mesh::channel::ChannelKey`.
-#[derive(Clone)]
-pub struct ChannelKey(pub [u8; 32]);
+pub use crate::channel::ChannelKey;
+
+/// Bound on packets waiting in `poll_action`; beyond it the oldest are dropped and counted.
+const MAX_ACTIONS: usize = 65_536;
+/// Bound on events waiting in `poll_event`; beyond it the oldest are dropped and counted.
+const MAX_EVENTS: usize = 4_096;
+
+/// One link as the node sees it.
+struct LinkState {
+    att_mtu: u16,
+    fragmenter: Fragmenter,
+    reassembler: Reassembler,
+    neighbour: Option<NodeId>,
+    last_heard: Instant,
+    next_hello: Instant,
+}
 
 /// One mesh node.
+///
+/// Method groups, in the order a runtime calls them:
+/// 1. construction: [`Node::new`];
+/// 2. input, one at a time: [`Node::link_up`] / [`Node::link_down`] (the radio), [`Node::handle_packet`] (a
+///    packet from a link), [`Node::handle_timeout`] (when the instant of [`Node::poll_timeout`] has passed;
+///    spurious calls are harmless), and the application's [`Node::send`], [`Node::broadcast`],
+///    [`Node::join_channel`], [`Node::leave_channel`], [`Node::send_channel`], [`Node::close_session`],
+///    [`Node::close_all`], [`Node::trust`];
+/// 3. output, drained after every input: [`Node::poll_action`] (perform each transmit), [`Node::poll_event`],
+///    then [`Node::poll_timeout`] to re-arm the timer;
+/// 4. inspection: [`Node::stats`], [`Node::neighbours`], [`Node::peers`], [`Node::memory_bytes`].
 pub struct Node {
+    identity: Identity,
     id: NodeId,
     config: NodeConfig,
+    rng: ChaCha20Rng,
     sessions: Sessions,
+    links: BTreeMap<LinkId, LinkState>,
+    peers: Peers,
+    routes: Routes,
+    dup: DupCache,
+    relays: PendingRelays,
+    outbox: Outbox,
+    seen: SeenSet,
+    pending_broadcasts: VecDeque<(NodeId, Vec<u8>, Instant)>,
+    channels: BTreeMap<String, ChannelKey>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
     stats: NodeStats,
+    next_announce: Instant,
+    last_announce: Option<Instant>,
+}
+
+impl core::fmt::Debug for Node {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .field("links", &self.links.len())
+            .field("secrets", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Node {
-    /// A node for `identity`.
+    /// A node for `identity`. Every random choice (frame and message ids, relay delays, announce jitter, and
+    /// through the session layer ephemeral keys) comes from a ChaCha20 RNG seeded with `rng_seed`. The first
+    /// mesh-wide announce is scheduled within `announce_soon` of `now`.
     pub fn new(identity: Identity, config: NodeConfig, rng_seed: [u8; 32], now: Instant) -> Node {
-        let _ = now;
+        let mut rng = ChaCha20Rng::from_seed(rng_seed);
+        let mut session_seed = [0u8; 32];
+        rng.fill_bytes(&mut session_seed);
         let id = identity.node_id();
-        let sessions = Sessions::new(identity, config.session.clone(), rng_seed);
-        Node {
+        let sessions = Sessions::new(identity.clone(), config.session.clone(), session_seed);
+        let r = &config.route;
+        let mut node = Node {
+            identity,
             id,
-            config,
+            rng,
             sessions,
+            links: BTreeMap::new(),
+            peers: Peers::new(r.max_peers),
+            routes: Routes::new(r.max_routes),
+            dup: DupCache::new(r.dup_capacity, r.dup_lifetime),
+            relays: PendingRelays::new(r.max_pending_relays),
+            outbox: Outbox::new(r.outbox_capacity),
+            seen: SeenSet::new(r.seen_per_peer, r.max_peers, r.seen_lifetime),
+            pending_broadcasts: VecDeque::new(),
+            channels: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
-        }
+            next_announce: now,
+            last_announce: None,
+            config,
+        };
+        node.next_announce = now + node.random_below(node.config.route.announce_soon);
+        node
     }
 
     /// This node's id.
@@ -50,77 +132,194 @@ impl Node {
         self.id
     }
 
-    /// A link came up.
+    /// A link came up with the given ATT MTU: the node sends its link-local hello on it at once and every
+    /// `hello_interval` after. A link already up is restarted (fresh fragmenter and reassembler).
     pub fn link_up(&mut self, link: LinkId, att_mtu: u16, now: Instant) {
-        let _ = (link, att_mtu, now, &self.config);
+        if let Some(old) = self.links.remove(&link) {
+            if let Some(peer) = old.neighbour {
+                self.neighbour_lost(link, peer);
+            }
+        }
+        self.links.insert(
+            link,
+            LinkState {
+                att_mtu,
+                fragmenter: Fragmenter::new(),
+                reassembler: Reassembler::new(self.config.reassembly),
+                neighbour: None,
+                last_heard: now,
+                next_hello: now + self.config.route.hello_interval,
+            },
+        );
+        self.send_hello(link);
     }
 
-    /// A link went down.
+    /// A link went down: its neighbour (if any) is reported gone and every route over it is forgotten.
     pub fn link_down(&mut self, link: LinkId, now: Instant) {
-        let _ = (link, now);
+        if let Some(state) = self.links.remove(&link) {
+            if let Some(peer) = state.neighbour {
+                self.neighbour_lost(link, peer);
+            }
+        }
+        self.pump(now);
     }
 
-    /// A packet arrived on `link`.
+    /// A packet arrived on `link`. Packets on links not up are dropped and counted.
     pub fn handle_packet(&mut self, link: LinkId, packet: &[u8], now: Instant) {
-        let _ = (link, packet, now);
+        self.stats.packets_in = self.stats.packets_in.saturating_add(1);
+        let Some(state) = self.links.get_mut(&link) else {
+            self.stats.drop_unknown_link = self.stats.drop_unknown_link.saturating_add(1);
+            return;
+        };
+        let frame = match state.reassembler.push(packet, now) {
+            Ok(Some(frame)) => Some(frame.to_vec()),
+            Ok(None) => None,
+            Err(_) => {
+                self.stats.drop_link = self.stats.drop_link.saturating_add(1);
+                None
+            }
+        };
+        if let Some(frame) = frame {
+            self.handle_frame(link, frame, now);
+        }
+        self.pump(now);
     }
 
-    /// Timers.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-    }
-
-    /// Sends a private message.
+    /// Sends a private message to `peer` over a Noise session (started if needed). The message is kept until
+    /// acknowledged ([`Event::DeliveryConfirmed`]) or given up ([`Event::DeliveryFailed`] at expiry or eviction).
+    /// A peer not currently announced gets it when it appears.
     pub fn send(
         &mut self,
         peer: NodeId,
         payload: &[u8],
         now: Instant,
     ) -> Result<MessageId, NodeError> {
-        let _ = (peer, payload, now);
-        Err(NodeError::InvalidPeer)
+        if peer == self.id || peer.is_broadcast() {
+            return Err(NodeError::InvalidPeer);
+        }
+        let inner = payload
+            .len()
+            .saturating_add(crate::route::reliable::MESSAGE_ID_LEN);
+        let padded = padded_len(inner, &self.config.session.padding_buckets).unwrap_or(inner);
+        if padded.saturating_add(SEALED_OVERHEAD) > wire::MAX_FRAME_LEN {
+            return Err(NodeError::MessageTooLong);
+        }
+        let id = MessageId(self.rng.next_u64());
+        let backoff = self.backoff();
+        let present = self.peers.get(&peer).is_some();
+        let state = if present {
+            OutState::InFlight {
+                attempts: 1,
+                next_retry: now + backoff.wait_after(1),
+            }
+        } else {
+            OutState::Waiting
+        };
+        let msg = OutMessage {
+            to: peer,
+            id,
+            payload: payload.to_vec(),
+            expires: now + self.config.route.outbox_lifetime,
+            state,
+        };
+        if let Some(evicted) = self.outbox.push(msg) {
+            self.stats.outbox_drops = self.stats.outbox_drops.saturating_add(1);
+            if evicted.id == id && evicted.to == peer {
+                return Err(NodeError::OutboxFull);
+            }
+            self.push_event(Event::DeliveryFailed {
+                to: evicted.to,
+                id: evicted.id,
+                reason: DeliveryFailure::OutboxFull,
+            });
+        }
+        if present {
+            self.send_private(peer, id, payload, now);
+        }
+        self.pump(now);
+        Ok(id)
     }
 
-    /// Broadcasts a signed message.
+    /// Signs `payload` and floods it to every node ([`MessageKind::Broadcast`]). Returns the frame id.
     pub fn broadcast(&mut self, payload: &[u8], now: Instant) -> Result<MessageId, NodeError> {
-        let _ = (payload, now);
-        Err(NodeError::MessageTooLong)
+        let frame_id = self.rng.next_u32();
+        let frame = Broadcast::sign_frame(
+            &self.identity,
+            frame_id,
+            self.config.route.default_ttl,
+            payload,
+        )
+        .map_err(|e| match e {
+            wire::WireError::TooLong | wire::WireError::BadField => NodeError::MessageTooLong,
+            other => NodeError::Wire(other),
+        })?;
+        self.originate(frame, now);
+        self.pump(now);
+        Ok(MessageId(u64::from(frame_id)))
     }
 
-    /// Joins a channel.
+    /// Joins the password channel `name` with `key` (derived for that name, see [`ChannelKey::derive`]); frames
+    /// of that channel are then opened and delivered. Joining again replaces the key. Refused with
+    /// [`NodeError::InvalidChannel`] when the key is for another name or `max_channels` are joined.
     pub fn join_channel(&mut self, name: &str, key: ChannelKey) -> Result<(), NodeError> {
-        let _ = (name, key);
+        if key.name() != name {
+            return Err(NodeError::InvalidChannel);
+        }
+        if !self.channels.contains_key(name) && self.channels.len() >= self.config.max_channels {
+            return Err(NodeError::InvalidChannel);
+        }
+        self.channels.insert(String::from(name), key);
         Ok(())
     }
 
-    /// Leaves a channel.
+    /// Leaves the channel `name`.
     pub fn leave_channel(&mut self, name: &str) -> Result<(), NodeError> {
-        let _ = name;
-        Err(NodeError::NotJoined)
+        self.channels
+            .remove(name)
+            .map(|_| ())
+            .ok_or(NodeError::NotJoined)
     }
 
-    /// Sends on a channel.
+    /// Seals `payload` for the joined channel `name` and floods it. Returns the frame id.
     pub fn send_channel(
         &mut self,
         name: &str,
         payload: &[u8],
         now: Instant,
     ) -> Result<MessageId, NodeError> {
-        let _ = (name, payload, now);
-        Err(NodeError::NotJoined)
+        let key = self.channels.get(name).ok_or(NodeError::NotJoined)?;
+        let frame_id = self.rng.next_u32();
+        let frame = crate::channel::seal_frame(
+            key,
+            self.id,
+            frame_id,
+            self.config.route.default_ttl,
+            payload,
+            &mut self.rng,
+        )
+        .map_err(|e| match e {
+            crate::channel::ChannelError::MessageTooLong(_) => NodeError::MessageTooLong,
+            _ => NodeError::InvalidChannel,
+        })?;
+        self.originate(frame, now);
+        self.pump(now);
+        Ok(MessageId(u64::from(frame_id)))
     }
 
-    /// Closes the session with `peer`.
+    /// Closes the session with `peer` (CLOSE, reason user).
     pub fn close_session(&mut self, peer: NodeId, now: Instant) -> Result<(), NodeError> {
-        self.sessions.close(peer, now).map_err(NodeError::from)
+        let r = self.sessions.close(peer, now).map_err(NodeError::from);
+        self.pump(now);
+        r
     }
 
-    /// Closes every session.
+    /// Closes every session (CLOSE, reason shutdown).
     pub fn close_all(&mut self, now: Instant) {
         self.sessions.close_all(now);
+        self.pump(now);
     }
 
-    /// Trusts the identity a peer presented.
+    /// Adopts the keys `peer` presented in a handshake refused for an identity mismatch (PROTOCOL.md §6.7).
     pub fn trust(&mut self, peer: NodeId) -> Result<(), NodeError> {
         self.sessions
             .trust(peer)
@@ -128,41 +327,261 @@ impl Node {
             .map_err(NodeError::from)
     }
 
-    /// The next action.
+    /// The next packet to transmit.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
-    /// The next event.
+    /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    /// When to call `handle_timeout`.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.poll_timeout()
-    }
-
     /// Counters.
     pub fn stats(&self) -> NodeStats {
-        self.stats
+        let mut s = self.stats;
+        s.dup_evictions = self.dup.evictions();
+        s.peer_evictions = self.peers.evictions();
+        s.route_evictions = self.routes.evictions();
+        s.routes_learned = self.routes.learned();
+        s.routes_broken = self.routes.broken();
+        s.drop_relay_queue = self.relays.refused();
+        s.seen_evictions = self.seen.evictions();
+        s.outbox_len = self.outbox.len() as u64;
+        s
     }
 
-    /// Neighbours.
+    /// Neighbours bound to links.
     pub fn neighbours(&self) -> Vec<NeighbourInfo> {
-        Vec::new()
+        self.links
+            .iter()
+            .filter_map(|(link, s)| {
+                let peer = s.neighbour?;
+                Some(NeighbourInfo {
+                    link: *link,
+                    peer,
+                    nickname: self
+                        .peers
+                        .get(&peer)
+                        .map(|p| p.nickname.clone())
+                        .unwrap_or_default(),
+                    last_heard: s.last_heard,
+                })
+            })
+            .collect()
     }
 
-    /// Peers.
+    /// Peers known from their announces.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        Vec::new()
+        self.peers
+            .iter()
+            .map(|(id, p)| PeerInfo {
+                id: *id,
+                nickname: p.nickname.clone(),
+                fingerprint: p.public.fingerprint(),
+                last_heard: p.last_heard,
+                hops: p.hops,
+                session: if self.sessions.is_established(id) {
+                    SessionState::Established
+                } else {
+                    SessionState::None
+                },
+                nickname_conflict: p.nickname_conflict,
+            })
+            .collect()
     }
 
-    /// Memory estimate.
+    /// An estimate of the heap and inline memory this node holds.
     pub fn memory_bytes(&self) -> usize {
-        core::mem::size_of::<Node>() + self.sessions.memory_bytes()
+        let links: usize = self
+            .links
+            .values()
+            .map(|l| core::mem::size_of::<LinkState>() + l.reassembler.heap_bytes())
+            .sum();
+        let pending: usize = self
+            .pending_broadcasts
+            .iter()
+            .map(|(_, f, _)| f.capacity() + 48)
+            .sum();
+        let actions: usize = self
+            .actions
+            .iter()
+            .map(|Action::Transmit { packet, .. }| packet.capacity() + 32)
+            .sum();
+        core::mem::size_of::<Node>()
+            + self.sessions.memory_bytes()
+            + links
+            + self.peers.memory_bytes()
+            + self.routes.memory_bytes()
+            + self.dup.memory_bytes()
+            + self.relays.memory_bytes()
+            + self.outbox.memory_bytes()
+            + self.seen.memory_bytes()
+            + pending
+            + actions
+            + self.events.len() * core::mem::size_of::<Event>()
     }
+
+    // ---- shared plumbing ----
+
+    fn backoff(&self) -> Backoff {
+        let r = &self.config.route;
+        Backoff {
+            ack_timeout: r.ack_timeout,
+            factor: r.ack_backoff_factor,
+            max_attempts: r.max_attempts,
+            max_wait: r.ack_timeout_max,
+        }
+    }
+
+    /// A uniformly random span in `0..max` (zero when `max` is zero).
+    fn random_below(&mut self, max: Duration) -> Duration {
+        match max.total_millis() {
+            0 => Duration::ZERO,
+            m => Duration::from_millis(self.rng.next_u64() % m),
+        }
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+            self.stats.events_dropped = self.stats.events_dropped.saturating_add(1);
+        }
+        self.events.push_back(event);
+    }
+
+    /// Hands one private message to the session layer as TRANSPORT.
+    fn send_private(&mut self, peer: NodeId, id: MessageId, payload: &[u8], now: Instant) {
+        let plaintext = encode_transport(id, payload);
+        if self
+            .sessions
+            .send(peer, Kind::Transport, &plaintext, now)
+            .is_err()
+        {
+            self.stats.drop_session = self.stats.drop_session.saturating_add(1);
+        }
+    }
+
+    /// Fragments `frame` for `link` and queues its packets.
+    fn transmit(&mut self, link: LinkId, frame: &[u8]) {
+        let Some(state) = self.links.get_mut(&link) else {
+            return;
+        };
+        let Ok(packets) = state.fragmenter.fragment(frame, state.att_mtu) else {
+            self.stats.drop_link = self.stats.drop_link.saturating_add(1);
+            return;
+        };
+        let mut out = Vec::new();
+        for p in packets {
+            let mut packet = Vec::new();
+            p.append_to(&mut packet);
+            out.push(packet);
+        }
+        self.stats.frames_out = self.stats.frames_out.saturating_add(1);
+        for packet in out {
+            if self.actions.len() >= MAX_ACTIONS {
+                self.actions.pop_front();
+                self.stats.actions_dropped = self.stats.actions_dropped.saturating_add(1);
+            }
+            self.stats.packets_out = self.stats.packets_out.saturating_add(1);
+            self.actions.push_back(Action::Transmit { link, packet });
+        }
+    }
+
+    /// Sends `frame` on every up link except those in `skip`; returns how many links it went out on.
+    fn transmit_all(&mut self, frame: &[u8], skip: &[LinkId]) -> u64 {
+        let links: Vec<LinkId> = self
+            .links
+            .keys()
+            .filter(|l| !skip.contains(l))
+            .copied()
+            .collect();
+        for l in &links {
+            self.transmit(*l, frame);
+        }
+        links.len() as u64
+    }
+
+    /// Puts a frame this node originated on air: it enters the duplicate cache (so echoes are not relayed back);
+    /// a unicast frame follows a learned route under the managed policy, everything else goes on every link.
+    fn originate(&mut self, frame: Vec<u8>, now: Instant) {
+        let Ok(view) = FrameView::new_checked(&frame[..]) else {
+            return;
+        };
+        let (dst, key, kind) = (view.dst(), (view.src(), view.frame_id()), view.kind_code());
+        self.dup.insert(key, now);
+        self.stats.frames_originated = self.stats.frames_originated.saturating_add(1);
+        if kind == Kind::Handshake1.code() {
+            self.stats.handshakes = self.stats.handshakes.saturating_add(1);
+        }
+        if !dst.is_broadcast() {
+            if let Some(link) = self.unicast_link(dst, kind, now) {
+                self.stats.routed_unicast = self.stats.routed_unicast.saturating_add(1);
+                self.transmit(link, &frame);
+                return;
+            }
+        }
+        self.transmit_all(&frame, &[]);
+    }
+
+    /// The one link a unicast frame of kind `kind` for `dst` should take, if any: the managed policy only.
+    fn unicast_link(&mut self, dst: NodeId, kind: u8, now: Instant) -> Option<LinkId> {
+        if self.config.route.policy != RelayPolicy::Managed {
+            return None;
+        }
+        let expects_answer = [Kind::Handshake1, Kind::Handshake2, Kind::Transport]
+            .iter()
+            .any(|k| k.code() == kind);
+        let confirm = self.config.route.route_confirm_timeout;
+        let link = self.routes.lookup(&dst, expects_answer, confirm, now)?;
+        self.links.contains_key(&link).then_some(link)
+    }
+
+    /// Sends the link-local hello (ANNOUNCE, TTL 0) on `link`.
+    fn send_hello(&mut self, link: LinkId) {
+        let frame_id = self.rng.next_u32();
+        let nick = nickname_prefix(&self.config.nickname);
+        if let Ok(frame) =
+            Announce::sign_frame(&self.identity, frame_id, 0, self.config.capabilities, nick)
+        {
+            self.transmit(link, &frame);
+        }
+    }
+
+    /// The neighbour on `link` is gone: event, and its routes are forgotten.
+    fn neighbour_lost(&mut self, link: LinkId, peer: NodeId) {
+        self.routes.remove_link(link);
+        self.push_event(Event::NeighbourDown { link, peer });
+    }
+
+    /// Drains the session layer: frames go on air, events are counted and passed on.
+    fn pump(&mut self, now: Instant) {
+        while let Some(out) = self.sessions.poll_transmit() {
+            self.originate(out.frame, now);
+        }
+        while let Some(ev) = self.sessions.poll_event() {
+            use crate::session::SessionEvent as S;
+            let c = match &ev {
+                S::Established { .. } => Some(&mut self.stats.sessions_established),
+                S::Rekeyed { .. } => Some(&mut self.stats.rekeys),
+                S::Renewed { .. } => Some(&mut self.stats.renewals),
+                _ => None,
+            };
+            if let Some(c) = c {
+                *c = c.saturating_add(1);
+            }
+            self.push_event(Event::Session(ev));
+        }
+    }
+}
+
+/// The longest prefix of `nick` that fits an announce, cut at a char boundary.
+fn nickname_prefix(nick: &str) -> &str {
+    let mut end = nick.len().min(wire::body::MAX_NICKNAME_LEN);
+    while end > 0 && !nick.is_char_boundary(end) {
+        end -= 1;
+    }
+    nick.get(..end).unwrap_or_default()
 }

@@ -81,6 +81,8 @@ pub struct RouteConfig {
     pub ack_timeout: Duration,
     /// Each retry waits this many times longer than the previous one.
     pub ack_backoff_factor: u32,
+    /// The longest wait between two sends of a message.
+    pub ack_timeout_max: Duration,
     /// Sends of a message (first one included) before it moves to the outbox.
     pub max_attempts: u32,
     /// Private messages waiting for an ACK, at most.
@@ -122,7 +124,8 @@ impl Default for RouteConfig {
             route_confirm_timeout: Duration::from_secs(1),
             ack_timeout: Duration::from_secs(2),
             ack_backoff_factor: 2,
-            max_attempts: 5,
+            ack_timeout_max: Duration::from_secs(16),
+            max_attempts: 8,
             max_in_flight: 256,
             outbox_capacity: 256,
             outbox_lifetime: Duration::from_secs(3600),

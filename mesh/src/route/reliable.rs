@@ -93,6 +93,8 @@ pub struct Backoff {
     pub factor: u32,
     /// Sends before the message waits for its peer to reappear.
     pub max_attempts: u32,
+    /// Cap of the wait.
+    pub max_wait: Duration,
 }
 
 impl Backoff {
@@ -101,6 +103,7 @@ impl Backoff {
         let exp = attempts.saturating_sub(1).min(16);
         let mult = u64::from(self.factor.max(1)).saturating_pow(exp);
         Duration::from_millis(self.ack_timeout.total_millis().saturating_mul(mult))
+            .min(self.max_wait)
     }
 }
 
@@ -330,6 +333,7 @@ mod tests {
         ack_timeout: Duration::from_secs(2),
         factor: 2,
         max_attempts: 3,
+        max_wait: Duration::from_secs(60),
     };
 
     fn msg(to: u8, id: u64, state: OutState) -> OutMessage {

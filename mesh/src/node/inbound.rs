@@ -1,0 +1,341 @@
+//! Frames from the air (PROTOCOL.md §7.1–§7.6): header checks, hellos, the duplicate cache, relaying, and
+//! delivery to the session layer, the peers table or the application.
+//!
+//! Invariant: a relay decision reads only the header view (plus, for ANNOUNCE and BROADCAST, whether a signature
+//! is known to be bad) and changes only the TTL byte; a frame whose header fails the rules of §4.3 is dropped
+//! and counted, never relayed.
+
+use alloc::vec::Vec;
+
+use super::{Event, LinkId, MessageId, MessageKind, Node, RelayPolicy};
+use crate::identity::NodeId;
+use crate::route::dup::FrameKey;
+use crate::route::relay::CopyHeard;
+use crate::route::reliable::{decode_ack, decode_transport, encode_ack};
+use crate::session::Delivered;
+use crate::time::Instant;
+use crate::wire::{self, Body, FrameView, Header, Kind, WireError, MAX_TTL, VERSION};
+
+impl Node {
+    /// One reassembled frame from `link`.
+    pub(super) fn handle_frame(&mut self, link: LinkId, frame: Vec<u8>, now: Instant) {
+        self.stats.frames_in = self.stats.frames_in.saturating_add(1);
+        if let Some(state) = self.links.get_mut(&link) {
+            state.last_heard = now;
+        }
+        let Ok(view) = FrameView::new_checked(&frame[..]) else {
+            return self.count_wire();
+        };
+        let header = match Header::parse(&view) {
+            Ok(h) => Some(h),
+            Err(WireError::UnknownKind(_)) if unknown_kind_header_ok(&view) => None,
+            Err(_) => return self.count_wire(),
+        };
+        let (src, dst, ttl) = (view.src(), view.dst(), view.ttl());
+        let key: FrameKey = (src, view.frame_id());
+        if src == self.id {
+            self.stats.drop_own = self.stats.drop_own.saturating_add(1);
+            return;
+        }
+        if ttl == 0 {
+            // TTL 0 is never relayed (relays never emit it), so it proves a direct neighbour: a hello.
+            if let Some(h) = header.filter(|h| h.kind == Kind::Announce) {
+                self.on_hello(link, &frame, &h, now);
+            } else if dst == self.id {
+                self.deliver_local(header, &frame, now);
+            }
+            return;
+        }
+        if !self.dup.insert(key, now) {
+            self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+            let threshold = self.config.route.suppression_threshold;
+            if self.relays.heard_copy(&key, link, threshold) == CopyHeard::Suppressed {
+                self.stats.suppressed = self.stats.suppressed.saturating_add(1);
+            }
+            return;
+        }
+        let hops = self
+            .config
+            .route
+            .default_ttl
+            .saturating_sub(ttl)
+            .saturating_add(1);
+        self.routes
+            .learn(src, link, hops, self.config.route.route_lifetime, now);
+        let Some(h) = header else {
+            // Unknown kind: relayed by the header rules, dropped at its destination.
+            if dst == self.id {
+                return self.count_wire();
+            }
+            return self.relay(link, key, frame, now);
+        };
+        match h.kind {
+            Kind::Announce => {
+                if self.on_announce(&frame, &h, hops, now) {
+                    self.relay(link, key, frame, now);
+                }
+            }
+            Kind::Broadcast => {
+                if self.on_broadcast(&frame, &h, now) {
+                    self.relay(link, key, frame, now);
+                }
+            }
+            Kind::Channel => {
+                self.on_channel(&frame, &h);
+                self.relay(link, key, frame, now);
+            }
+            _ if dst == self.id => self.deliver_local(Some(h), &frame, now),
+            _ => self.relay(link, key, frame, now),
+        }
+    }
+
+    fn count_wire(&mut self) {
+        self.stats.drop_wire = self.stats.drop_wire.saturating_add(1);
+    }
+
+    /// Forwards a new frame by the relay policy. The TTL is decremented in place; frames with TTL below 2 stop.
+    fn relay(&mut self, from: LinkId, key: FrameKey, mut frame: Vec<u8>, now: Instant) {
+        if self.config.capabilities & wire::body::CAP_RELAY == 0 {
+            return;
+        }
+        let mut view = FrameView::new_unchecked(&mut frame[..]);
+        if view.decrement_ttl().is_none() {
+            self.stats.ttl_expired = self.stats.ttl_expired.saturating_add(1);
+            return;
+        }
+        let (dst, kind) = (view.dst(), view.kind_code());
+        match self.config.route.policy {
+            RelayPolicy::Naive => {
+                let n = self.transmit_all(&frame, &[from]);
+                self.stats.relayed = self.stats.relayed.saturating_add(n);
+            }
+            _ => {
+                if !dst.is_broadcast() {
+                    if let Some(link) = self.unicast_link(dst, kind, now).filter(|l| *l != from) {
+                        self.stats.routed_unicast = self.stats.routed_unicast.saturating_add(1);
+                        self.stats.relayed = self.stats.relayed.saturating_add(1);
+                        self.transmit(link, &frame);
+                        return;
+                    }
+                }
+                let delay = self.random_below(self.config.route.relay_delay_max);
+                // A full queue refuses and counts (see `PendingRelays::refused`).
+                let _ = self.relays.schedule(key, frame, now + delay, from);
+            }
+        }
+    }
+
+    /// A link-local hello: binds the link to the verified sender.
+    fn on_hello(&mut self, link: LinkId, frame: &[u8], header: &Header, now: Instant) {
+        let Ok((_, Body::Announce(a))) = wire::decode(frame) else {
+            return self.count_wire();
+        };
+        if a.verify(header).is_err() {
+            self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
+            return;
+        }
+        let peer = header.src;
+        let previous = self
+            .links
+            .get_mut(&link)
+            .map(|s| core::mem::replace(&mut s.neighbour, Some(peer)));
+        match previous {
+            None => return,
+            Some(Some(old)) if old == peer => {}
+            Some(old) => {
+                if let Some(old) = old {
+                    self.neighbour_lost(link, old);
+                }
+                self.push_event(Event::NeighbourUp { link, peer });
+                self.announce_soon(now);
+            }
+        }
+        self.routes
+            .learn(peer, link, 1, self.config.route.route_lifetime, now);
+        self.peer_heard(peer, &a, 1, now);
+    }
+
+    /// A mesh-wide announce. Returns whether to relay it (not when its signature or id is bad).
+    fn on_announce(&mut self, frame: &[u8], header: &Header, hops: u8, now: Instant) -> bool {
+        let Ok((_, Body::Announce(a))) = wire::decode(frame) else {
+            self.count_wire();
+            return false;
+        };
+        if a.verify(header).is_err() {
+            self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
+            return false;
+        }
+        self.peer_heard(header.src, &a, hops, now);
+        true
+    }
+
+    /// A verified announce or hello from `peer`: peers table, events, held broadcasts, waiting messages.
+    fn peer_heard(&mut self, peer: NodeId, a: &wire::Announce<'_>, hops: u8, now: Instant) {
+        let u = self
+            .peers
+            .update(peer, a.public, a.nickname, a.capabilities, hops, now);
+        if u.appeared {
+            self.push_event(Event::PeerAppeared {
+                peer,
+                nickname: alloc::string::String::from(a.nickname),
+            });
+        }
+        if let Some(holder) = u.conflict_with {
+            if u.appeared {
+                self.push_event(Event::NicknameConflict {
+                    peer,
+                    nickname: alloc::string::String::from(a.nickname),
+                    holder,
+                });
+            }
+        }
+        self.release_broadcasts(peer, now);
+        let backoff = self.backoff();
+        let woken = self.outbox.wake(peer, &backoff, now);
+        for (id, payload) in woken {
+            self.stats.outbox_flushed = self.stats.outbox_flushed.saturating_add(1);
+            self.send_private(peer, id, &payload, now);
+        }
+    }
+
+    /// A new BROADCAST. Returns whether to relay it: yes unless its signature is known bad.
+    fn on_broadcast(&mut self, frame: &[u8], header: &Header, now: Instant) -> bool {
+        let Ok((_, Body::Broadcast(b))) = wire::decode(frame) else {
+            self.count_wire();
+            return false;
+        };
+        let Some(public) = self.peers.get(&header.src).map(|p| p.public) else {
+            // Unverifiable for now: hold it (bounded) until the sender's announce arrives.
+            let cap = self.config.route.max_pending_broadcasts;
+            if cap == 0 {
+                self.stats.drop_pending_broadcast =
+                    self.stats.drop_pending_broadcast.saturating_add(1);
+                return true;
+            }
+            if self.pending_broadcasts.len() >= cap {
+                self.pending_broadcasts.pop_front();
+                self.stats.drop_pending_broadcast =
+                    self.stats.drop_pending_broadcast.saturating_add(1);
+            }
+            let expires = now + self.config.route.pending_broadcast_lifetime;
+            self.pending_broadcasts
+                .push_back((header.src, frame.to_vec(), expires));
+            return true;
+        };
+        if b.verify(header, &public).is_err() {
+            self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
+            return false;
+        }
+        self.push_event(Event::MessageReceived {
+            from: header.src,
+            kind: MessageKind::Broadcast,
+            id: MessageId(u64::from(header.frame_id)),
+            payload: b.message.to_vec(),
+        });
+        true
+    }
+
+    /// Verifies and delivers the held broadcasts of `src` now that its keys are known.
+    fn release_broadcasts(&mut self, src: NodeId, now: Instant) {
+        if !self.pending_broadcasts.iter().any(|(s, _, _)| *s == src) {
+            return;
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut self.pending_broadcasts)
+            .into_iter()
+            .partition(|(s, _, _)| *s == src);
+        self.pending_broadcasts = rest.into_iter().collect();
+        for (_, frame, _) in mine {
+            if let Ok(view) = FrameView::new_checked(&frame[..]) {
+                if let Ok(h) = Header::parse(&view) {
+                    let _ = self.on_broadcast(&frame, &h, now);
+                }
+            }
+        }
+    }
+
+    /// A CHANNEL frame: opened if this node joined its channel.
+    fn on_channel(&mut self, frame: &[u8], header: &Header) {
+        let Ok((_, Body::Channel(c))) = wire::decode(frame) else {
+            return self.count_wire();
+        };
+        let Some((name, key)) = self.channels.iter().find(|(_, k)| k.tag() == c.channel_tag) else {
+            return;
+        };
+        let name = name.clone();
+        let event = match crate::channel::open_frame(key, frame) {
+            Ok(payload) => Event::MessageReceived {
+                from: header.src,
+                kind: MessageKind::Channel(name),
+                id: MessageId(u64::from(header.frame_id)),
+                payload,
+            },
+            Err(_) => {
+                self.stats.channel_unreadable = self.stats.channel_unreadable.saturating_add(1);
+                Event::ChannelUnreadable {
+                    channel: name,
+                    from: header.src,
+                }
+            }
+        };
+        self.push_event(event);
+    }
+
+    /// A unicast frame addressed to this node: the session layer.
+    fn deliver_local(&mut self, header: Option<Header>, frame: &[u8], now: Instant) {
+        if header.is_none() {
+            return self.count_wire();
+        }
+        match self.sessions.handle_frame(frame, now) {
+            Ok(Some(d)) => self.on_delivered(d, now),
+            Ok(None) => {}
+            Err(_) => self.stats.drop_session = self.stats.drop_session.saturating_add(1),
+        }
+    }
+
+    /// A decrypted TRANSPORT or ACK.
+    fn on_delivered(&mut self, d: Delivered, now: Instant) {
+        match d.kind {
+            Kind::Transport => {
+                let Some((id, payload)) = decode_transport(&d.plaintext) else {
+                    return self.count_wire();
+                };
+                if self.seen.insert(d.from, id, now) {
+                    self.push_event(Event::MessageReceived {
+                        from: d.from,
+                        kind: MessageKind::Private,
+                        id,
+                        payload: payload.to_vec(),
+                    });
+                } else {
+                    self.stats.duplicate_messages = self.stats.duplicate_messages.saturating_add(1);
+                }
+                // Always (re-)ack: the previous ACK may have been lost.
+                let ack = encode_ack(&[id]);
+                match self.sessions.send(d.from, Kind::Ack, &ack, now) {
+                    Ok(_) => self.stats.acks_sent = self.stats.acks_sent.saturating_add(1),
+                    Err(_) => self.stats.drop_session = self.stats.drop_session.saturating_add(1),
+                }
+            }
+            Kind::Ack => {
+                let Some(ids) = decode_ack(&d.plaintext) else {
+                    return self.count_wire();
+                };
+                for id in ids {
+                    if self.outbox.ack(d.from, id) {
+                        self.push_event(Event::DeliveryConfirmed { to: d.from, id });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Header rules of PROTOCOL.md §4.3 that apply to a kind this node does not know.
+fn unknown_kind_header_ok<T: AsRef<[u8]>>(view: &FrameView<T>) -> bool {
+    view.version() == VERSION
+        && view.kind_code() != 0
+        && view.ttl() <= MAX_TTL
+        && !view.src().is_broadcast()
+        && view.src() != view.dst()
+}

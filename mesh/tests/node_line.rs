@@ -1,0 +1,255 @@
+//! Multi-hop behaviour on lines and a small grid: broadcast, private messages with relayed handshakes, loss and
+//! retries, duplicates and reordering, TTL exhaustion, unknown kinds, outbox flush, channels, managed vs naive.
+
+mod node_medium;
+
+use mesh::channel::ChannelKey;
+use mesh::identity::NodeId;
+use mesh::link::Fragmenter;
+use mesh::node::{Event, LinkId, MessageKind, RelayPolicy};
+use mesh::time::Duration;
+use mesh::wire::{encode, Header, Kind};
+use node_medium::{confirmed, received, Medium, MTU};
+
+fn settle(m: &mut Medium) {
+    m.run_for(Duration::from_secs(5));
+    for i in 0..m.nodes.len() {
+        m.take_events(i);
+    }
+}
+
+#[test]
+fn broadcast_reaches_every_node_of_a_line_once() {
+    let mut m = Medium::line(6, RelayPolicy::Managed);
+    settle(&mut m);
+    let now = m.now;
+    m.nodes[0].broadcast(b"hello line", now).unwrap();
+    m.run_for(Duration::from_secs(2));
+    for i in 1..6 {
+        assert_eq!(received(&m.take_events(i), b"hello line"), 1, "node {i}");
+    }
+}
+
+#[test]
+fn private_message_across_the_line_with_relayed_handshake() {
+    let mut m = Medium::line(6, RelayPolicy::Managed);
+    settle(&mut m);
+    let (now, dst) = (m.now, m.id(5));
+    assert_eq!(m.nodes[0].peers().len(), 5, "every peer announced");
+    let id = m.nodes[0].send(dst, b"secret", now).unwrap();
+    m.run_for(Duration::from_secs(5));
+    let e5 = m.take_events(5);
+    assert_eq!(received(&e5, b"secret"), 1);
+    assert!(e5.iter().any(|e| matches!(
+        e,
+        Event::MessageReceived {
+            kind: MessageKind::Private,
+            ..
+        }
+    )));
+    assert_eq!(confirmed(&m.take_events(0), id), 1);
+    assert!(m.nodes[0].stats().handshakes >= 1);
+    assert!(
+        m.nodes[2].stats().relayed >= 3,
+        "middle nodes relayed the handshake and messages"
+    );
+    // A second message reuses the session and the learned routes.
+    let now = m.now;
+    let id2 = m.nodes[0].send(dst, b"again", now).unwrap();
+    m.run_for(Duration::from_secs(5));
+    assert_eq!(received(&m.take_events(5), b"again"), 1);
+    assert_eq!(confirmed(&m.take_events(0), id2), 1);
+    assert!(m.nodes[0].stats().routed_unicast >= 1);
+}
+
+#[test]
+fn loss_duplicates_and_reordering_still_deliver_exactly_once() {
+    for policy in [RelayPolicy::Managed, RelayPolicy::Naive] {
+        let mut m = Medium::line(4, policy);
+        settle(&mut m);
+        m.loss = 100;
+        m.dup = 100;
+        m.jitter_ms = 30;
+        let dst = m.id(3);
+        let mut ids = Vec::new();
+        for k in 0..10u8 {
+            let now = m.now;
+            ids.push(m.nodes[0].send(dst, &[b'm', k], now).unwrap());
+            m.run_for(Duration::from_millis(500));
+        }
+        m.run_for(Duration::from_secs(300));
+        let e3 = m.take_events(3);
+        let e0 = m.take_events(0);
+        for k in 0..10u8 {
+            assert_eq!(received(&e3, &[b'm', k]), 1, "{policy:?} message {k}");
+        }
+        for id in ids {
+            assert_eq!(confirmed(&e0, id), 1, "{policy:?}");
+        }
+        assert!(
+            m.nodes[0].stats().retries > 0,
+            "{policy:?}: loss forced retries"
+        );
+    }
+}
+
+#[test]
+fn ttl_bounds_the_flood() {
+    let mut configs: Vec<_> = (0..6)
+        .map(|i| node_medium::config(i, RelayPolicy::Managed))
+        .collect();
+    configs[0].route.default_ttl = 3;
+    let mut m = Medium::with_configs(configs);
+    for i in 0..5 {
+        m.connect(i, i + 1);
+    }
+    settle(&mut m);
+    let now = m.now;
+    m.nodes[0].broadcast(b"short", now).unwrap();
+    m.run_for(Duration::from_secs(2));
+    let got: Vec<usize> = (1..6)
+        .map(|i| received(&m.take_events(i), b"short"))
+        .collect();
+    assert_eq!(got, [1, 1, 1, 0, 0]);
+    assert!(m.nodes[3].stats().ttl_expired >= 1);
+}
+
+#[test]
+fn unknown_kinds_are_relayed_and_dropped_at_their_destination() {
+    let mut m = Medium::line(5, RelayPolicy::Managed);
+    settle(&mut m);
+    let header = Header {
+        kind: Kind::Unknown(0x0b),
+        ttl: 7,
+        frame_id: 9,
+        src: NodeId([0x42; 8]),
+        dst: m.id(4),
+    };
+    let frame = encode(&header, b"from the future").unwrap();
+    let mut packets = Vec::new();
+    for p in Fragmenter::starting_at(60).fragment(&frame, MTU).unwrap() {
+        let mut v = Vec::new();
+        p.append_to(&mut v);
+        packets.push(v);
+    }
+    let now = m.now;
+    m.nodes[1].link_up(LinkId(40), MTU, now);
+    let before = m.nodes[4].stats().drop_wire;
+    for p in &packets {
+        m.nodes[1].handle_packet(LinkId(40), p, now);
+    }
+    m.run_for(Duration::from_secs(1));
+    assert!(m.nodes[3].stats().relayed >= 1);
+    assert_eq!(m.nodes[4].stats().drop_wire, before + 1);
+}
+
+#[test]
+fn outbox_flushes_when_the_peer_appears() {
+    let mut m = Medium::new(3, RelayPolicy::Managed);
+    m.connect(0, 1);
+    settle(&mut m);
+    let (now, dst) = (m.now, m.id(2));
+    let id = m.nodes[0].send(dst, b"later", now).unwrap();
+    m.run_for(Duration::from_secs(30));
+    assert_eq!(confirmed(&m.take_events(0), id), 0);
+    m.connect(1, 2);
+    m.run_for(Duration::from_secs(10));
+    assert_eq!(received(&m.take_events(2), b"later"), 1);
+    assert_eq!(confirmed(&m.take_events(0), id), 1);
+    assert!(m.nodes[0].stats().outbox_flushed >= 1);
+    assert_eq!(m.nodes[0].stats().outbox_len, 0);
+}
+
+#[test]
+fn undeliverable_message_fails_at_expiry() {
+    let mut configs: Vec<_> = (0..2)
+        .map(|i| node_medium::config(i, RelayPolicy::Managed))
+        .collect();
+    configs[0].route.outbox_lifetime = Duration::from_secs(60);
+    let mut m = Medium::with_configs(configs);
+    settle(&mut m);
+    let now = m.now;
+    let id = m.nodes[0].send(NodeId([9; 8]), b"nobody", now).unwrap();
+    m.run_for(Duration::from_secs(61));
+    let ev = m.take_events(0);
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::DeliveryFailed { id: i, .. } if *i == id)));
+}
+
+#[test]
+fn channel_members_read_and_wrong_password_is_reported() {
+    let mut m = Medium::line(4, RelayPolicy::Managed);
+    settle(&mut m);
+    let good = ChannelKey::from_bytes("ops", [7; 32]).unwrap();
+    let bad = ChannelKey::from_bytes("ops", [8; 32]).unwrap();
+    m.nodes[0].join_channel("ops", good.clone()).unwrap();
+    m.nodes[3].join_channel("ops", good).unwrap();
+    m.nodes[2].join_channel("ops", bad).unwrap();
+    let now = m.now;
+    m.nodes[0].send_channel("ops", b"meet at 5", now).unwrap();
+    m.run_for(Duration::from_secs(2));
+    assert_eq!(received(&m.take_events(3), b"meet at 5"), 1);
+    assert_eq!(received(&m.take_events(1), b"meet at 5"), 0);
+    let e2 = m.take_events(2);
+    assert!(e2
+        .iter()
+        .any(|e| matches!(e, Event::ChannelUnreadable { channel, .. } if channel == "ops")));
+    assert!(m.nodes[0].leave_channel("ops").is_ok());
+    assert!(m.nodes[0].send_channel("ops", b"x", now).is_err());
+}
+
+fn grid(policy: RelayPolicy) -> (Medium, u64) {
+    let side = 5;
+    let mut m = Medium::new(side * side, policy);
+    for r in 0..side {
+        for c in 0..side {
+            let i = r * side + c;
+            if c + 1 < side {
+                m.connect(i, i + 1);
+            }
+            if r + 1 < side {
+                m.connect(i, i + side);
+            }
+        }
+    }
+    settle(&mut m);
+    let start = m.total_packets_out();
+    for (k, src) in [12usize, 7, 17, 11].into_iter().enumerate() {
+        let now = m.now;
+        m.nodes[src].broadcast(&[b'b', k as u8], now).unwrap();
+        m.run_for(Duration::from_secs(1));
+    }
+    for i in 0..side * side {
+        let ev = m.take_events(i);
+        for (k, src) in [12usize, 7, 17, 11].into_iter().enumerate() {
+            if i != src {
+                assert_eq!(
+                    received(&ev, &[b'b', k as u8]),
+                    1,
+                    "{policy:?}: node {i} broadcast {k}"
+                );
+            }
+        }
+    }
+    let used = m.total_packets_out() - start;
+    (m, used)
+}
+
+#[test]
+fn managed_relaying_uses_fewer_transmissions_than_naive_on_a_grid() {
+    let (_, naive) = grid(RelayPolicy::Naive);
+    let (managed_medium, managed) = grid(RelayPolicy::Managed);
+    assert!(
+        managed * 100 <= naive * 80,
+        "managed {managed} vs naive {naive}"
+    );
+    assert!(
+        managed_medium
+            .nodes
+            .iter()
+            .map(|n| n.stats().suppressed)
+            .sum::<u64>()
+            > 0
+    );
+}
