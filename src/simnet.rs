@@ -956,12 +956,14 @@ impl StatsSum {
     }
 }
 
-/// The topologies `simulate` and the tests build, every edge with `params`.
+/// The topologies `simulate` and the tests build, every edge with `params`. A random geometric graph uses
+/// `range_factor` × [`Topology::connecting_range`] as radio range (1.0: just connected, sparse, with bridges).
 pub fn build_topology(
     kind: TopologyKind,
     nodes: usize,
     params: LinkParams,
     seed: u64,
+    range_factor: f64,
 ) -> Result<Topology, SimError> {
     match kind {
         TopologyKind::Line => Topology::line(nodes, params),
@@ -980,7 +982,7 @@ pub fn build_topology(
         }
         TopologyKind::Random => {
             let side = 100.0;
-            let range = Topology::connecting_range(nodes, side);
+            let range = Topology::connecting_range(nodes, side) * range_factor;
             Topology::random_geometric(nodes, side, range, params, seed)
         }
     }

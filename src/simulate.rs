@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use hal::sim::{LinkParams, MediumConfig, SimInstant};
+use hal::sim::{LinkParams, MediumConfig, SimInstant, Topology};
+use mesh::wire::{DEFAULT_TTL, MAX_TTL};
 use mesh::node::{Event, MessageKind, NodeConfig, RelayPolicy};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -45,6 +46,10 @@ pub struct SimulateArgs {
     /// Private messages sent (default: one per node, at least 50).
     #[arg(long)]
     pub unicasts: Option<usize>,
+    /// Random topology: radio range as a multiple of the range that just connects the graph (larger: denser,
+    /// fewer bridges).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_range)]
+    pub range: f64,
     /// Run only this policy (default: both, side by side).
     #[arg(long, value_enum)]
     pub policy: Option<PolicyArg>,
@@ -89,6 +94,16 @@ fn parse_loss(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+fn parse_range(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (try 1.0)"))?;
+    if !(0.5..=10.0).contains(&v) {
+        return Err(format!("range factor {v} is outside 0.5..=10"));
+    }
+    Ok(v)
+}
+
 fn parse_duration(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
@@ -110,6 +125,8 @@ pub struct Scenario {
     pub loss: f64,
     /// Seed.
     pub seed: u64,
+    /// Range factor of the random topology.
+    pub range: f64,
     /// Discovery and announces before traffic.
     pub warmup: StdDuration,
     /// Traffic period.
@@ -133,7 +150,8 @@ impl Scenario {
             topology: a.topology,
             loss: a.loss,
             seed: a.seed,
-            warmup: StdDuration::from_secs(10),
+            range: a.range,
+            warmup: StdDuration::from_secs(70),
             traffic: StdDuration::from_secs_f64(a.duration),
             drain: StdDuration::from_secs(60),
             broadcasts: a.broadcasts.unwrap_or((nodes / 5).max(10)),
@@ -190,6 +208,10 @@ pub struct Report {
     pub topology: TopologyKind,
     /// Edges of the topology.
     pub edges: usize,
+    /// Hop diameter of the topology.
+    pub diameter: usize,
+    /// TTL originators used.
+    pub ttl: u8,
     /// Loss per link.
     pub loss: f64,
     /// Seed.
@@ -282,11 +304,42 @@ fn tag_of(payload: &[u8]) -> Option<usize> {
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
-/// The node configuration a simulation runs with `policy`.
-pub fn node_config(policy: RelayPolicy) -> NodeConfig {
+/// The node configuration a simulation runs with `policy`: defaults, but originators use `ttl` (the default of 7
+/// hops does not span a large random mesh).
+pub fn node_config(policy: RelayPolicy, ttl: u8) -> NodeConfig {
     let mut c = NodeConfig::default();
     c.route.policy = policy;
+    c.route.default_ttl = ttl;
+    c.session.default_ttl = ttl;
     c
+}
+
+/// The longest shortest path of `t`, in hops (BFS from every node; 0 for fewer than two nodes).
+pub fn diameter(t: &Topology) -> usize {
+    let n = t.node_count();
+    let mut best = 0;
+    let mut dist = vec![usize::MAX; n];
+    let mut queue = std::collections::VecDeque::new();
+    for start in 0..n {
+        dist.iter_mut().for_each(|d| *d = usize::MAX);
+        dist[start] = 0;
+        queue.push_back(start);
+        while let Some(a) = queue.pop_front() {
+            for (b, _) in t.neighbours(a) {
+                if dist[b] == usize::MAX {
+                    dist[b] = dist[a] + 1;
+                    best = best.max(dist[b]);
+                    queue.push_back(b);
+                }
+            }
+        }
+    }
+    best
+}
+
+/// The TTL a mesh of hop diameter `d` needs: at least the protocol default, at most the maximum.
+pub fn ttl_for(d: usize) -> u8 {
+    u8::try_from(d).unwrap_or(MAX_TTL).clamp(DEFAULT_TTL, MAX_TTL)
 }
 
 /// The medium a simulation runs on: more link slots than the runtime uses, so the lower-address rule never
@@ -308,10 +361,12 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         ..LinkParams::default()
     };
     let topology =
-        build_topology(s.topology, s.nodes, params, s.seed).map_err(|e| e.to_string())?;
+        build_topology(s.topology, s.nodes, params, s.seed, s.range).map_err(|e| e.to_string())?;
     let edges = topology.edge_count();
+    let diameter = diameter(&topology);
+    let ttl = ttl_for(diameter);
     let config = NetConfig {
-        node: node_config(policy.policy()),
+        node: node_config(policy.policy(), ttl),
         link_limit: 10,
         seed: s.seed,
         ..NetConfig::default()
@@ -442,6 +497,8 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         nodes: s.nodes,
         topology: s.topology,
         edges,
+        diameter,
+        ttl,
         loss: s.loss,
         seed: s.seed,
         broadcast_delivery: ratio(b_delivered, b_expected),
@@ -525,10 +582,13 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
 fn print_table(reports: &[Report]) {
     let Some(first) = reports.first() else { return };
     println!(
-        "meshnode simulate: {} nodes, {:?} topology ({} edges), loss {:.0} %, seed {}, {:.0} virtual s",
+        "meshnode simulate: {} nodes, {:?} topology ({} edges, diameter {} hops, TTL {}), loss {:.0} %, seed {}, \
+         {:.0} virtual s",
         first.nodes,
         first.topology,
         first.edges,
+        first.diameter,
+        first.ttl,
         first.loss * 100.0,
         first.seed,
         first.virtual_seconds
@@ -651,6 +711,7 @@ mod tests {
             duration: 5.0,
             broadcasts: Some(4),
             unicasts: Some(30),
+            range: 1.0,
             policy: None,
             json: false,
         };
