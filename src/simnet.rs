@@ -178,11 +178,12 @@ struct Slot {
     retired: StatsSum,
 }
 
-/// A pair of nodes that may not link until `until`.
+/// A pair of nodes that may not link from `from` until `until`.
 #[derive(Clone, Copy, Debug)]
 struct Partition {
     a: usize,
     b: usize,
+    from: SimInstant,
     until: SimInstant,
 }
 
@@ -463,7 +464,7 @@ impl SimNet {
         b: usize,
     ) -> Result<(), SimError> {
         self.medium.schedule_link_drop(from, a, b)?;
-        self.partitions.push(Partition { a, b, until });
+        self.partitions.push(Partition { a, b, from, until });
         Ok(())
     }
 
@@ -622,9 +623,10 @@ impl SimNet {
     }
 
     fn blocked(&self, a: usize, b: usize) -> bool {
-        self.partitions
-            .iter()
-            .any(|p| (p.a == a && p.b == b) || (p.a == b && p.b == a))
+        let now = self.now;
+        self.partitions.iter().any(|p| {
+            p.from <= now && ((p.a == a && p.b == b) || (p.a == b && p.b == a))
+        })
     }
 
     /// Hands node `i` every event its radio holds.
