@@ -328,7 +328,10 @@ impl Watch {
                     let j = self.ids.get(&to).copied().map_or("?", name);
                     self.line(
                         e.at,
-                        format!("FAILED         {} gave up a message to {j}: {reason:?}", name(i)),
+                        format!(
+                            "FAILED         {} gave up a message to {j}: {reason:?}",
+                            name(i)
+                        ),
                     );
                 }
                 _ => {}
@@ -339,7 +342,9 @@ impl Watch {
     fn session_event(&mut self, at: SimInstant, i: usize, ev: SessionEvent) {
         match ev {
             SessionEvent::Established { peer, .. } => {
-                let Some(&j) = self.ids.get(&peer) else { return };
+                let Some(&j) = self.ids.get(&peer) else {
+                    return;
+                };
                 if self.sessions_shown.insert((i.min(j), i.max(j))) {
                     self.handshakes += 1;
                     self.line(
@@ -361,14 +366,20 @@ impl Watch {
                 self.rekeys += 1;
                 self.line(
                     at,
-                    format!("rekey          {} ↔ {j}: {direction:?} key now epoch {epoch}", name(i)),
+                    format!(
+                        "rekey          {} ↔ {j}: {direction:?} key now epoch {epoch}",
+                        name(i)
+                    ),
                 );
             }
             SessionEvent::RenewalStarted { peer } => {
                 let j = self.ids.get(&peer).copied().map_or("?", name);
                 self.line(
                     at,
-                    format!("renewal        {} starts a fresh handshake with {j} (limit at 80 %)", name(i)),
+                    format!(
+                        "renewal        {} starts a fresh handshake with {j} (limit at 80 %)",
+                        name(i)
+                    ),
                 );
             }
             SessionEvent::Renewed { peer } => {
@@ -376,7 +387,10 @@ impl Watch {
                 self.renewals += 1;
                 self.line(
                     at,
-                    format!("renewed        {} ↔ {j}: sending moved to the new session", name(i)),
+                    format!(
+                        "renewed        {} ↔ {j}: sending moved to the new session",
+                        name(i)
+                    ),
                 );
             }
             _ => {}
@@ -458,7 +472,10 @@ pub fn run_demo(args: &DemoArgs) -> Result<(String, bool), String> {
             send_step(&mut net, &mut w, k, step);
         }
         if net.now() == SimInstant::from_millis(DROP_AT_MS) {
-            w.line(net.now(), "fault          the carol–dave radio link is dropped for 3 s");
+            w.line(
+                net.now(),
+                "fault          the carol–dave radio link is dropped for 3 s",
+            );
         }
     }
     w.absorb(&mut net, &steps);
@@ -469,11 +486,7 @@ pub fn run_demo(args: &DemoArgs) -> Result<(String, bool), String> {
 fn send_step(net: &mut SimNet, w: &mut Watch, k: usize, step: &Step) {
     let mut payload = format!("demo{k}:").into_bytes();
     payload.resize(step.len, b'~');
-    let before = net
-        .medium()
-        .node_stats(step.from)
-        .map_or(0, |s| s.sent)
-        + net.stats().backlogged;
+    let before = net.medium().node_stats(step.from).map_or(0, |s| s.sent) + net.stats().backlogged;
     let r = match step.to {
         Some(to) => {
             let peer = net.node_id(to);
@@ -481,11 +494,7 @@ fn send_step(net: &mut SimNet, w: &mut Watch, k: usize, step: &Step) {
         }
         None => net.broadcast(step.from, &payload),
     };
-    let after = net
-        .medium()
-        .node_stats(step.from)
-        .map_or(0, |s| s.sent)
-        + net.stats().backlogged;
+    let after = net.medium().node_stats(step.from).map_or(0, |s| s.sent) + net.stats().backlogged;
     let packets = after - before;
     w.sent.insert(k, (net.now().as_micros() / 1000, packets));
     let at = net.now();
@@ -517,7 +526,10 @@ fn send_step(net: &mut SimNet, w: &mut Watch, k: usize, step: &Step) {
         }
         Err(e) => w.line(
             at,
-            format!("send           #{k} {} → {target} REFUSED: {e}", name(step.from)),
+            format!(
+                "send           #{k} {} → {target} REFUSED: {e}",
+                name(step.from)
+            ),
         ),
     }
 }
@@ -556,7 +568,10 @@ fn summary(net: &SimNet, w: &mut Watch, steps: &[Step]) -> bool {
                 .filter(|r| !w.delivered.contains_key(&(k, **r)))
                 .map(|r| name(*r))
                 .collect();
-            missing.push(format!("#{k} {label} not delivered to {}", lacking.join(", ")));
+            missing.push(format!(
+                "#{k} {label} not delivered to {}",
+                lacking.join(", ")
+            ));
             format!("MISSING at {}", lacking.join(", "))
         };
         let _ = writeln!(
@@ -567,7 +582,10 @@ fn summary(net: &SimNet, w: &mut Watch, steps: &[Step]) -> bool {
             step.len,
             sent as f64 / 1e3,
             last.map_or("-".to_string(), |t| format!("{:.2}s", t as f64 / 1e3)),
-            last.map_or("-".to_string(), |t| format!("{} ms", t.saturating_sub(sent))),
+            last.map_or("-".to_string(), |t| format!(
+                "{} ms",
+                t.saturating_sub(sent)
+            )),
             hops.map_or("-".to_string(), |h| h.to_string()),
             status
         );
@@ -579,10 +597,17 @@ fn summary(net: &SimNet, w: &mut Watch, steps: &[Step]) -> bool {
         (
             "handshakes completed",
             w.handshakes >= 2,
-            format!("{} session pairs ({} handshakes started)", w.handshakes, totals.handshakes),
+            format!(
+                "{} session pairs ({} handshakes started)",
+                w.handshakes, totals.handshakes
+            ),
         ),
         ("rekeys", w.rekeys >= 1, format!("{}", w.rekeys)),
-        ("session renewals", w.renewals >= 1, format!("{}", w.renewals)),
+        (
+            "session renewals",
+            w.renewals >= 1,
+            format!("{}", w.renewals),
+        ),
         (
             "radio link drops",
             w.link_drops >= 1,
@@ -591,12 +616,20 @@ fn summary(net: &SimNet, w: &mut Watch, steps: &[Step]) -> bool {
         (
             "recovery (carol–dave back up)",
             recovered.is_some(),
-            recovered.map_or("never".to_string(), |t| format!("at {:.2}s", t as f64 / 1e3)),
+            recovered.map_or("never".to_string(), |t| {
+                format!("at {:.2}s", t as f64 / 1e3)
+            }),
         ),
     ];
     let _ = writeln!(s);
     for (what, ok, value) in &checks {
-        let _ = writeln!(s, "  {:<32} {:<28} {}", what, value, if *ok { "ok" } else { "MISSING" });
+        let _ = writeln!(
+            s,
+            "  {:<32} {:<28} {}",
+            what,
+            value,
+            if *ok { "ok" } else { "MISSING" }
+        );
         if !ok {
             missing.push(format!("no {what}"));
         }

@@ -450,7 +450,12 @@ impl SimNet {
     }
 
     /// At `at`, drops the links between `a` and `b` once (they reconnect at the next discovery).
-    pub fn schedule_link_drop(&mut self, at: SimInstant, a: usize, b: usize) -> Result<(), SimError> {
+    pub fn schedule_link_drop(
+        &mut self,
+        at: SimInstant,
+        a: usize,
+        b: usize,
+    ) -> Result<(), SimError> {
         self.medium.schedule_link_drop(at, a, b)
     }
 
@@ -470,7 +475,8 @@ impl SimNet {
 
     fn push_scheduled(&mut self, at: SimInstant, what: Scheduled) {
         self.seq += 1;
-        self.scheduled.push(Reverse((at.max(self.now), self.seq, what)));
+        self.scheduled
+            .push(Reverse((at.max(self.now), self.seq, what)));
     }
 
     /// The next time anything happens: the medium, a node timer or a scheduled action.
@@ -624,9 +630,9 @@ impl SimNet {
 
     fn blocked(&self, a: usize, b: usize) -> bool {
         let now = self.now;
-        self.partitions.iter().any(|p| {
-            p.from <= now && ((p.a == a && p.b == b) || (p.a == b && p.b == a))
-        })
+        self.partitions
+            .iter()
+            .any(|p| p.from <= now && ((p.a == a && p.b == b) || (p.a == b && p.b == a)))
     }
 
     /// Hands node `i` every event its radio holds.
@@ -935,7 +941,35 @@ macro_rules! sum_fields {
     };
 }
 
-sum_fields!(packets_out, relayed, suppressed, duplicates, handshakes, sessions_established, rekeys, renewals, retries, drop_wire, drop_link, drop_session, ttl_expired, drop_own, drop_bad_signature, drop_unknown_link, drop_relay_queue, drop_pending_broadcast, duplicate_messages, outbox_drops, outbox_expired, outbox_flushed, events_dropped, actions_dropped, peer_evictions, route_evictions, routed_unicast);
+sum_fields!(
+    packets_out,
+    relayed,
+    suppressed,
+    duplicates,
+    handshakes,
+    sessions_established,
+    rekeys,
+    renewals,
+    retries,
+    drop_wire,
+    drop_link,
+    drop_session,
+    ttl_expired,
+    drop_own,
+    drop_bad_signature,
+    drop_unknown_link,
+    drop_relay_queue,
+    drop_pending_broadcast,
+    duplicate_messages,
+    outbox_drops,
+    outbox_expired,
+    outbox_flushed,
+    events_dropped,
+    actions_dropped,
+    peer_evictions,
+    route_evictions,
+    routed_unicast
+);
 
 impl StatsSum {
     /// Drops by reason, as (name, count), for reports.

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use hal::sim::{LinkParams, MediumConfig, SimInstant, Topology};
-use mesh::wire::{DEFAULT_TTL, MAX_TTL};
 use mesh::node::{Event, MessageKind, NodeConfig, RelayPolicy};
+use mesh::wire::{DEFAULT_TTL, MAX_TTL};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
@@ -109,7 +109,9 @@ fn parse_duration(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds (try 20)"))?;
     if !(1.0..=3600.0).contains(&v) {
-        return Err(format!("{v} s is out of range: give 1 to 3600 virtual seconds"));
+        return Err(format!(
+            "{v} s is out of range: give 1 to 3600 virtual seconds"
+        ));
     }
     Ok(v)
 }
@@ -174,7 +176,9 @@ struct Planned {
 fn plan(s: &Scenario) -> Vec<Planned> {
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x7aff_1c);
     let start = SimInstant::ZERO + s.warmup;
-    let span = u64::try_from(s.traffic.as_micros()).unwrap_or(u64::MAX).max(1);
+    let span = u64::try_from(s.traffic.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
     let n = s.nodes as u64;
     let mut out = Vec::new();
     for k in 0..s.broadcasts + s.unicasts {
@@ -339,7 +343,9 @@ pub fn diameter(t: &Topology) -> usize {
 
 /// The TTL a mesh of hop diameter `d` needs: at least the protocol default, at most the maximum.
 pub fn ttl_for(d: usize) -> u8 {
-    u8::try_from(d).unwrap_or(MAX_TTL).clamp(DEFAULT_TTL, MAX_TTL)
+    u8::try_from(d)
+        .unwrap_or(MAX_TTL)
+        .clamp(DEFAULT_TTL, MAX_TTL)
 }
 
 /// The medium a simulation runs on: more link slots than the runtime uses, so the lower-address rule never
@@ -382,43 +388,42 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
     // Message ids → plan index, per sender, for confirmations.
     let mut ids: HashMap<(usize, u64), usize> = HashMap::new();
 
-    let mut absorb = |net: &mut SimNet,
-                      sent_at: &[Option<SimInstant>],
-                      ids: &HashMap<(usize, u64), usize>| {
-        for e in net.take_events() {
-            let NetEventKind::Node(ev) = e.kind else {
-                continue;
-            };
-            match ev {
-                Event::MessageReceived { kind, payload, .. } => {
-                    let Some(k) = tag_of(&payload) else { continue };
-                    let Some(Some(t0)) = sent_at.get(k) else {
-                        continue;
-                    };
-                    let count = receipts.entry((k, e.node)).or_insert(0);
-                    *count += 1;
-                    if *count == 1 {
-                        let ms = e.at.saturating_duration_since(*t0).as_secs_f64() * 1e3;
-                        latencies.push(ms);
-                        if kind == MessageKind::Private {
-                            unicast_latencies.push(ms);
+    let mut absorb =
+        |net: &mut SimNet, sent_at: &[Option<SimInstant>], ids: &HashMap<(usize, u64), usize>| {
+            for e in net.take_events() {
+                let NetEventKind::Node(ev) = e.kind else {
+                    continue;
+                };
+                match ev {
+                    Event::MessageReceived { kind, payload, .. } => {
+                        let Some(k) = tag_of(&payload) else { continue };
+                        let Some(Some(t0)) = sent_at.get(k) else {
+                            continue;
+                        };
+                        let count = receipts.entry((k, e.node)).or_insert(0);
+                        *count += 1;
+                        if *count == 1 {
+                            let ms = e.at.saturating_duration_since(*t0).as_secs_f64() * 1e3;
+                            latencies.push(ms);
+                            if kind == MessageKind::Private {
+                                unicast_latencies.push(ms);
+                            }
                         }
                     }
-                }
-                Event::DeliveryConfirmed { id, .. } => {
-                    if ids.contains_key(&(e.node, id.0)) {
-                        confirmed += 1;
+                    Event::DeliveryConfirmed { id, .. } => {
+                        if ids.contains_key(&(e.node, id.0)) {
+                            confirmed += 1;
+                        }
                     }
-                }
-                Event::DeliveryFailed { id, .. } => {
-                    if ids.contains_key(&(e.node, id.0)) {
-                        failed += 1;
+                    Event::DeliveryFailed { id, .. } => {
+                        if ids.contains_key(&(e.node, id.0)) {
+                            failed += 1;
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-    };
+        };
 
     for (k, p) in plan.iter().enumerate() {
         net.run_until(p.at);
@@ -603,18 +608,54 @@ fn print_table(reports: &[Report]) {
     }
     println!();
     let rows: Vec<(&str, Box<dyn Fn(&Report) -> f64>, &str)> = vec![
-        ("broadcast delivery", Box::new(|r| r.broadcast_delivery * 100.0), "%"),
-        ("unicast delivery (exactly once)", Box::new(|r| r.unicast_delivery * 100.0), "%"),
-        ("unicast duplicates", Box::new(|r| r.unicast_duplicates as f64), ""),
-        ("unicast confirmed by ack", Box::new(|r| r.unicast_confirmed as f64), ""),
-        ("transmissions (packets on air)", Box::new(|r| r.transmissions as f64), ""),
-        ("  during traffic + drain", Box::new(|r| r.transmissions_traffic as f64), ""),
-        ("  per delivered message", Box::new(|r| r.transmissions_per_delivery), ""),
+        (
+            "broadcast delivery",
+            Box::new(|r| r.broadcast_delivery * 100.0),
+            "%",
+        ),
+        (
+            "unicast delivery (exactly once)",
+            Box::new(|r| r.unicast_delivery * 100.0),
+            "%",
+        ),
+        (
+            "unicast duplicates",
+            Box::new(|r| r.unicast_duplicates as f64),
+            "",
+        ),
+        (
+            "unicast confirmed by ack",
+            Box::new(|r| r.unicast_confirmed as f64),
+            "",
+        ),
+        (
+            "transmissions (packets on air)",
+            Box::new(|r| r.transmissions as f64),
+            "",
+        ),
+        (
+            "  during traffic + drain",
+            Box::new(|r| r.transmissions_traffic as f64),
+            "",
+        ),
+        (
+            "  per delivered message",
+            Box::new(|r| r.transmissions_per_delivery),
+            "",
+        ),
         ("latency p50", Box::new(|r| r.latency_p50_ms), "ms"),
         ("latency p90", Box::new(|r| r.latency_p90_ms), "ms"),
         ("latency p99", Box::new(|r| r.latency_p99_ms), "ms"),
-        ("unicast latency p50", Box::new(|r| r.unicast_latency_p50_ms), "ms"),
-        ("unicast latency p99", Box::new(|r| r.unicast_latency_p99_ms), "ms"),
+        (
+            "unicast latency p50",
+            Box::new(|r| r.unicast_latency_p50_ms),
+            "ms",
+        ),
+        (
+            "unicast latency p99",
+            Box::new(|r| r.unicast_latency_p99_ms),
+            "ms",
+        ),
         ("handshakes", Box::new(|r| r.handshakes as f64), ""),
         ("sessions established", Box::new(|r| r.sessions as f64), ""),
         ("rekeys", Box::new(|r| r.rekeys as f64), ""),
@@ -622,9 +663,21 @@ fn print_table(reports: &[Report]) {
         ("retries", Box::new(|r| r.retries as f64), ""),
         ("relayed frames", Box::new(|r| r.relayed as f64), ""),
         ("suppressed relays", Box::new(|r| r.suppressed as f64), ""),
-        ("packets lost by the medium", Box::new(|r| r.lost_random as f64), ""),
-        ("peak memory", Box::new(|r| r.peak_memory_bytes as f64 / 1048576.0), "MiB"),
-        ("node memory at end", Box::new(|r| r.node_memory_bytes as f64 / 1048576.0), "MiB"),
+        (
+            "packets lost by the medium",
+            Box::new(|r| r.lost_random as f64),
+            "",
+        ),
+        (
+            "peak memory",
+            Box::new(|r| r.peak_memory_bytes as f64 / 1048576.0),
+            "MiB",
+        ),
+        (
+            "node memory at end",
+            Box::new(|r| r.node_memory_bytes as f64 / 1048576.0),
+            "MiB",
+        ),
         ("wall time", Box::new(|r| r.wall_seconds), "s"),
     ];
     for (name, f, unit) in rows {
