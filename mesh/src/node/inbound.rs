@@ -135,10 +135,7 @@ impl Node {
             return;
         }
         let peer = header.src;
-        let previous = self
-            .links
-            .get_mut(&link)
-            .map(|s| core::mem::replace(&mut s.neighbour, Some(peer)));
+        let previous = self.links.get_mut(&link).map(|s| s.neighbour.replace(peer));
         match previous {
             None => return,
             Some(Some(old)) if old == peer => {}

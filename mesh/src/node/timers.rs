@@ -143,3 +143,75 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Action, NodeConfig};
+    use super::*;
+    use crate::identity::Identity;
+    use crate::time::Duration;
+
+    fn node() -> Node {
+        let id = Identity::from_secrets([1; 32], [2; 32]);
+        Node::new(id, NodeConfig::default(), [3; 32], Instant::from_millis(0))
+    }
+
+    #[test]
+    fn deadlines_are_never_in_the_past_and_spurious_calls_are_harmless() {
+        let mut n = node();
+        n.link_up(LinkId(1), 247, Instant::from_millis(0));
+        let first = n.poll_timeout().unwrap();
+        assert!(
+            first <= Instant::from_millis(2_000),
+            "first announce within announce_soon"
+        );
+        // Early (spurious) calls change nothing that is due later.
+        n.handle_timeout(Instant::from_millis(0));
+        assert_eq!(n.poll_timeout(), Some(first));
+        let mut now = Instant::from_millis(0);
+        for step in [1u64, 7, 500, 1_999, 15_000, 15_001, 60_000, 250_000] {
+            now = Instant::from_millis(step);
+            n.handle_timeout(now);
+            let next = n.poll_timeout().unwrap();
+            assert!(
+                next > now,
+                "at {step} ms the next deadline {next:?} is not in the future"
+            );
+        }
+        // Hellos went out on the link (first at link_up, then each hello_interval).
+        let hellos = core::iter::from_fn(|| n.poll_action())
+            .filter(|Action::Transmit { link, .. }| *link == LinkId(1))
+            .count();
+        assert!(hellos >= 4, "{hellos} packets at {now:?}");
+    }
+
+    #[test]
+    fn announce_soon_respects_the_minimum_gap() {
+        let mut n = node();
+        n.handle_timeout(Instant::from_millis(2_000));
+        let last = n.last_announce.unwrap();
+        n.announce_soon(last);
+        assert!(n.next_announce >= last + n.config.route.announce_min_gap);
+        // A later request never pushes an earlier announce back.
+        let soon = n.next_announce;
+        n.announce_soon(last + Duration::from_secs(30));
+        assert_eq!(n.next_announce, soon);
+    }
+
+    #[test]
+    fn neighbour_without_frames_times_out() {
+        let mut n = node();
+        n.link_up(LinkId(4), 247, Instant::from_millis(0));
+        if let Some(s) = n.links.get_mut(&LinkId(4)) {
+            s.neighbour = Some(NodeId([9; 8]));
+        }
+        n.handle_timeout(Instant::from_secs(49));
+        assert!(n.poll_event().is_none());
+        n.handle_timeout(Instant::from_secs(50));
+        let ev = core::iter::from_fn(|| n.poll_event()).collect::<alloc::vec::Vec<_>>();
+        assert!(ev.contains(&Event::NeighbourDown {
+            link: LinkId(4),
+            peer: NodeId([9; 8])
+        }));
+    }
+}

@@ -138,4 +138,16 @@ mod tests {
         assert!(c.insert(key(2, 2), t));
         assert!(c.is_empty());
     }
+
+    #[test]
+    fn remove_expired_keeps_live_entries() {
+        let mut c = DupCache::new(8, Duration::from_secs(10));
+        assert!(c.insert(key(1, 1), Instant::from_secs(0)));
+        assert!(c.insert(key(1, 2), Instant::from_secs(5)));
+        c.remove_expired(Instant::from_secs(10));
+        assert_eq!(c.len(), 1);
+        assert!(c.contains(&key(1, 2), Instant::from_secs(10)));
+        assert!(!c.contains(&key(1, 2), Instant::from_secs(15)));
+        assert!(c.memory_bytes() > 0);
+    }
 }

@@ -19,7 +19,7 @@ use crate::wire::DEFAULT_TTL;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkId(pub u32);
 
-/// Names a message. Private messages: the id carried in the TRANSPORT plaintext (PROTOCOL.md §7.7);
+/// Names a message. Private messages: the id carried in the TRANSPORT plaintext (PROTOCOL.md §7.6);
 /// broadcast and channel messages: the frame id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageId(pub u64);

@@ -61,8 +61,7 @@ impl PendingRelays {
             self.refused = self.refused.saturating_add(1);
             return false;
         }
-        let mut skip = Vec::new();
-        skip.push(from);
+        let skip = alloc::vec![from];
         self.entries.push(PendingRelay {
             key,
             frame,
