@@ -541,8 +541,8 @@ fn summary(net: &SimNet, w: &mut Watch, steps: &[Step]) -> bool {
     let _ = writeln!(s, "\nsummary");
     let _ = writeln!(
         s,
-        "  {:<3} {:<16} {:>6} {:>9} {:>9} {:>8} {:>5}  {}",
-        "#", "message", "bytes", "sent", "arrived", "latency", "hops", "status"
+        "  {:<3} {:<16} {:>6} {:>9} {:>9} {:>8} {:>5}  status",
+        "#", "message", "bytes", "sent", "arrived", "latency", "hops"
     );
     for (k, step) in steps.iter().enumerate() {
         let sent = w.sent.get(&k).map_or(0, |s| s.0);

@@ -812,33 +812,30 @@ impl SimNet {
         let Some(node) = s.node.as_mut() else { return };
         let mut radio = self.medium.radio(i);
         while let Some(action) = node.poll_action() {
-            match action {
-                Action::Transmit { link, packet } => {
-                    let hal_link = HalLinkId(link.0);
-                    let Some(l) = s.links.iter_mut().find(|l| l.hal == hal_link && l.up) else {
-                        self.stats.dead_link_drops += 1;
-                        continue;
-                    };
-                    if !l.backlog.is_empty() {
-                        if l.backlog.len() >= self.config.backlog {
-                            self.stats.backlog_drops += 1;
-                        } else {
-                            l.backlog.push_back(packet);
-                            self.stats.backlogged += 1;
-                        }
-                        continue;
+            if let Action::Transmit { link, packet } = action {
+                let hal_link = HalLinkId(link.0);
+                let Some(l) = s.links.iter_mut().find(|l| l.hal == hal_link && l.up) else {
+                    self.stats.dead_link_drops += 1;
+                    continue;
+                };
+                if !l.backlog.is_empty() {
+                    if l.backlog.len() >= self.config.backlog {
+                        self.stats.backlog_drops += 1;
+                    } else {
+                        l.backlog.push_back(packet);
+                        self.stats.backlogged += 1;
                     }
-                    let Some(r) = radio.as_mut() else { continue };
-                    match r.send(hal_link, &packet) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == RadioErrorKind::QueueFull => {
-                            l.backlog.push_back(packet);
-                            self.stats.backlogged += 1;
-                        }
-                        Err(_) => self.stats.dead_link_drops += 1,
-                    }
+                    continue;
                 }
-                _ => {}
+                let Some(r) = radio.as_mut() else { continue };
+                match r.send(hal_link, &packet) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == RadioErrorKind::QueueFull => {
+                        l.backlog.push_back(packet);
+                        self.stats.backlogged += 1;
+                    }
+                    Err(_) => self.stats.dead_link_drops += 1,
+                }
             }
         }
         while let Some(event) = node.poll_event() {

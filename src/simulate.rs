@@ -174,7 +174,7 @@ struct Planned {
 
 /// The traffic plan: a pure function of the scenario.
 fn plan(s: &Scenario) -> Vec<Planned> {
-    let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x7aff_1c);
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x007a_ff1c);
     let start = SimInstant::ZERO + s.warmup;
     let span = u64::try_from(s.traffic.as_micros())
         .unwrap_or(u64::MAX)
@@ -410,15 +410,11 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
                             }
                         }
                     }
-                    Event::DeliveryConfirmed { id, .. } => {
-                        if ids.contains_key(&(e.node, id.0)) {
-                            confirmed += 1;
-                        }
+                    Event::DeliveryConfirmed { id, .. } if ids.contains_key(&(e.node, id.0)) => {
+                        confirmed += 1;
                     }
-                    Event::DeliveryFailed { id, .. } => {
-                        if ids.contains_key(&(e.node, id.0)) {
-                            failed += 1;
-                        }
+                    Event::DeliveryFailed { id, .. } if ids.contains_key(&(e.node, id.0)) => {
+                        failed += 1;
                     }
                     _ => {}
                 }
@@ -457,7 +453,6 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         net.run_until(next);
         absorb(&mut net, &sent_at, &ids);
     }
-    drop(absorb);
 
     // Tally.
     let n = s.nodes as u64;
@@ -583,6 +578,9 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// One line of the human report: label, the figure of a report, unit.
+type Row = (&'static str, Box<dyn Fn(&Report) -> f64>, &'static str);
+
 /// The human report: one column per policy, and managed/naive when both ran.
 fn print_table(reports: &[Report]) {
     let Some(first) = reports.first() else { return };
@@ -607,7 +605,7 @@ fn print_table(reports: &[Report]) {
         print!("{:>18}", "managed / naive");
     }
     println!();
-    let rows: Vec<(&str, Box<dyn Fn(&Report) -> f64>, &str)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "broadcast delivery",
             Box::new(|r| r.broadcast_delivery * 100.0),
