@@ -53,6 +53,9 @@ pub struct SimulateArgs {
     /// Run only this policy (default: both, side by side).
     #[arg(long, value_enum)]
     pub policy: Option<PolicyArg>,
+    /// Run the policies one after the other instead of side by side on two threads.
+    #[arg(long)]
+    pub sequential: bool,
     /// Print a JSON array, one object per policy, instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -276,7 +279,7 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// Radio links that came up (both ends counted).
     pub links_up: u64,
-    /// Most heap bytes held at once during the run (counting allocator, whole process).
+    /// Most heap bytes the run's thread held at once (counting allocator): the network, its nodes and the tally.
     pub peak_memory_bytes: usize,
     /// Sum of the nodes' own `memory_bytes` at the end.
     pub node_memory_bytes: usize,
@@ -360,8 +363,8 @@ pub fn medium_config() -> MediumConfig {
 /// Runs `scenario` with `policy` and measures it.
 pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
     let wall = StdInstant::now();
-    let baseline = alloc_count::live_bytes();
-    alloc_count::reset_peak();
+    let baseline = alloc_count::thread_live_bytes();
+    alloc_count::reset_thread_peak();
     let params = LinkParams {
         loss: s.loss,
         ..LinkParams::default()
@@ -491,7 +494,7 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
     drops.insert("medium_events".into(), medium.events_dropped);
     let transmissions_traffic = medium.sent - tx_at_traffic;
     let deliveries = b_delivered + u_delivered;
-    let peak = alloc_count::peak_bytes().saturating_sub(baseline);
+    let peak = alloc_count::thread_peak_bytes().saturating_sub(baseline);
     Ok(Report {
         policy: policy.name(),
         nodes: s.nodes,
@@ -555,20 +558,44 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
         Some(p) => vec![p],
         None => vec![PolicyArg::Naive, PolicyArg::Managed],
     };
-    let mut reports = Vec::new();
-    for p in policies {
-        if !args.json {
-            eprintln!(
-                "simulate: {} nodes, {:?} topology, loss {}, seed {}: running {} ...",
-                scenario.nodes,
-                scenario.topology,
-                scenario.loss,
-                scenario.seed,
-                p.name()
-            );
-        }
-        reports.push(run_policy(&scenario, p)?);
+    if !args.json {
+        let names: Vec<&str> = policies.iter().map(|p| p.name()).collect();
+        eprintln!(
+            "simulate: {} nodes, {:?} topology, loss {}, seed {}: running {} {} ...",
+            scenario.nodes,
+            scenario.topology,
+            scenario.loss,
+            scenario.seed,
+            names.join(" and "),
+            if args.sequential || names.len() < 2 {
+                "in turn"
+            } else {
+                "side by side on two threads"
+            }
+        );
     }
+    let reports: Vec<Report> = if args.sequential {
+        policies
+            .iter()
+            .map(|p| run_policy(&scenario, *p))
+            .collect::<Result<_, _>>()?
+    } else {
+        // One thread per policy: they share nothing but the scenario, and each measures its own wall time and
+        // memory, so running them side by side only changes how long the user waits.
+        std::thread::scope(|s| {
+            let handles: Vec<_> = policies
+                .iter()
+                .map(|p| {
+                    let scenario = &scenario;
+                    s.spawn(move || run_policy(scenario, *p))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a policy's run panicked".into())))
+                .collect::<Result<Vec<_>, _>>()
+        })?
+    };
     if args.json {
         let s = serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?;
         println!("{s}");
@@ -764,6 +791,7 @@ mod tests {
             unicasts: Some(30),
             range: 1.0,
             policy: None,
+            sequential: false,
             json: false,
         };
         let s = Scenario::from_args(&args);
