@@ -592,7 +592,10 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a policy's run panicked".into())))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a policy's run panicked".into()))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })?
     };

@@ -34,17 +34,23 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use hal::sim::{LinkParams, Medium, MediumConfig, SimError, SimInstant, Topology};
+use hal::sim::{Medium, MediumConfig, SimError, SimInstant, Topology};
 use hal::{
     Advertisement, LinkDownReason, LinkId as HalLinkId, PeerAddress, Radio, RadioErrorKind,
     RadioEvent,
 };
 use mesh::identity::{Identity, NodeId};
 use mesh::link::Fragmenter;
-use mesh::node::{Action, Event, LinkId, MessageId, Node, NodeConfig, NodeError, NodeStats};
+use mesh::node::{Action, Event, LinkId, MessageId, Node, NodeConfig, NodeError};
 use mesh::time::Instant;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+
+mod stats;
+mod topology;
+
+pub use stats::StatsSum;
+pub use topology::{build_topology, TopologyKind};
 
 /// The 128-bit service UUID every meshnode advertises ("meshnode" in ASCII, then a version).
 pub const SERVICE_UUID: u128 = 0x6d65_7368_6e6f_6465_0000_0000_0000_0001;
@@ -861,174 +867,94 @@ impl SimNet {
     }
 }
 
-/// Counters of a node summed over its incarnations, or of many nodes: the `NodeStats` the reports use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct StatsSum {
-    /// Packets emitted.
-    pub packets_out: u64,
-    /// Frames relayed.
-    pub relayed: u64,
-    /// Managed relays suppressed.
-    pub suppressed: u64,
-    /// Duplicate frames.
-    pub duplicates: u64,
-    /// Handshakes started.
-    pub handshakes: u64,
-    /// Sessions established.
-    pub sessions_established: u64,
-    /// Rekeys.
-    pub rekeys: u64,
-    /// Renewals.
-    pub renewals: u64,
-    /// Private message resends.
-    pub retries: u64,
-    /// Frames dropped: wire errors.
-    pub drop_wire: u64,
-    /// Packets/frames dropped by reassembly.
-    pub drop_link: u64,
-    /// Frames refused by the session layer.
-    pub drop_session: u64,
-    /// TTL ran out.
-    pub ttl_expired: u64,
-    /// Own frames coming back.
-    pub drop_own: u64,
-    /// Bad signatures.
-    pub drop_bad_signature: u64,
-    /// Packets on unknown links.
-    pub drop_unknown_link: u64,
-    /// Relay queue full.
-    pub drop_relay_queue: u64,
-    /// Pending broadcasts dropped.
-    pub drop_pending_broadcast: u64,
-    /// Duplicate private messages suppressed.
-    pub duplicate_messages: u64,
-    /// Outbox evictions.
-    pub outbox_drops: u64,
-    /// Outbox expiries.
-    pub outbox_expired: u64,
-    /// Outbox flushes after a peer reappeared.
-    pub outbox_flushed: u64,
-    /// Node events dropped.
-    pub events_dropped: u64,
-    /// Node actions dropped.
-    pub actions_dropped: u64,
-    /// Peers evicted.
-    pub peer_evictions: u64,
-    /// Routes evicted.
-    pub route_evictions: u64,
-    /// Unicast frames sent on a learned route.
-    pub routed_unicast: u64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hal::sim::LinkParams;
 
-/// Defines `add` (one node's `NodeStats`) and `merge` (another sum) over the same field list, so the two can
-/// never disagree.
-macro_rules! sum_fields {
-    ($($f:ident),* $(,)?) => {
-        impl StatsSum {
-            /// Adds one node's counters.
-            pub fn add(&mut self, s: &NodeStats) {
-                $(self.$f += s.$f;)*
-            }
-
-            /// Adds another sum.
-            pub fn merge(&mut self, o: &StatsSum) {
-                $(self.$f += o.$f;)*
-            }
-        }
-    };
-}
-
-sum_fields!(
-    packets_out,
-    relayed,
-    suppressed,
-    duplicates,
-    handshakes,
-    sessions_established,
-    rekeys,
-    renewals,
-    retries,
-    drop_wire,
-    drop_link,
-    drop_session,
-    ttl_expired,
-    drop_own,
-    drop_bad_signature,
-    drop_unknown_link,
-    drop_relay_queue,
-    drop_pending_broadcast,
-    duplicate_messages,
-    outbox_drops,
-    outbox_expired,
-    outbox_flushed,
-    events_dropped,
-    actions_dropped,
-    peer_evictions,
-    route_evictions,
-    routed_unicast
-);
-
-impl StatsSum {
-    /// Drops by reason, as (name, count), for reports.
-    pub fn drops(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("wire", self.drop_wire),
-            ("link", self.drop_link),
-            ("session", self.drop_session),
-            ("ttl_expired", self.ttl_expired),
-            ("own", self.drop_own),
-            ("bad_signature", self.drop_bad_signature),
-            ("unknown_link", self.drop_unknown_link),
-            ("relay_queue", self.drop_relay_queue),
-            ("pending_broadcast", self.drop_pending_broadcast),
-            ("outbox_full", self.outbox_drops),
-            ("outbox_expired", self.outbox_expired),
-            ("node_events", self.events_dropped),
-            ("node_actions", self.actions_dropped),
-        ]
+    fn net(topology: Topology, medium: MediumConfig, seed: u64) -> SimNet {
+        let config = NetConfig {
+            seed,
+            ..NetConfig::default()
+        };
+        SimNet::new(medium, topology, config).expect("network")
     }
-}
 
-/// The topologies `simulate` and the tests build, every edge with `params`. A random geometric graph uses
-/// `range_factor` × [`Topology::connecting_range`] as radio range (1.0: just connected, sparse, with bridges).
-pub fn build_topology(
-    kind: TopologyKind,
-    nodes: usize,
-    params: LinkParams,
-    seed: u64,
-    range_factor: f64,
-) -> Result<Topology, SimError> {
-    match kind {
-        TopologyKind::Line => Topology::line(nodes, params),
-        TopologyKind::Grid => {
-            let cols = (nodes as f64).sqrt().ceil().max(1.0) as usize;
-            let mut t = Topology::new(nodes);
-            for i in 0..nodes {
-                if (i + 1) % cols != 0 && i + 1 < nodes {
-                    t.add_edge(i, i + 1, params)?;
-                }
-                if i + cols < nodes {
-                    t.add_edge(i, i + cols, params)?;
-                }
-            }
-            Ok(t)
+    #[test]
+    fn one_link_per_pair_and_every_edge_linked() {
+        let t = build_topology(TopologyKind::Random, 30, LinkParams::default(), 5, 1.0).unwrap();
+        let edges: Vec<(usize, usize)> = (0..30)
+            .flat_map(|a| t.neighbours(a).map(move |(b, _)| (a, b)))
+            .filter(|(a, b)| a < b)
+            .collect();
+        let mut n = net(t, MediumConfig::default(), 5);
+        n.run_until(SimInstant::from_secs(3));
+        for i in 0..30 {
+            let mut links = n.links_of(i);
+            let count = links.len();
+            links.sort_unstable();
+            links.dedup();
+            assert_eq!(links.len(), count, "node {i} holds two links to one peer");
         }
-        TopologyKind::Random => {
-            let side = 100.0;
-            let range = Topology::connecting_range(nodes, side) * range_factor;
-            Topology::random_geometric(nodes, side, range, params, seed)
+        let degree = |i: usize| n.medium().topology().neighbours(i).count();
+        for (a, b) in edges {
+            assert!(
+                n.links_of(a).contains(&b) || degree(a).max(degree(b)) > 8,
+                "edge {a}-{b} never linked (degrees {}, {})",
+                degree(a),
+                degree(b)
+            );
         }
     }
-}
 
-/// Which topology.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TopologyKind {
-    /// 0–1–2–…: n-1 hops end to end.
-    Line,
-    /// A square-ish grid, 4 neighbours each.
-    Grid,
-    /// A connected random geometric graph.
-    Random,
+    #[test]
+    fn same_seed_same_run() {
+        let run = |seed| {
+            let t =
+                build_topology(TopologyKind::Grid, 9, LinkParams::default(), seed, 1.0).unwrap();
+            let mut n = net(t, MediumConfig::default(), seed);
+            n.run_until(SimInstant::from_secs(5));
+            (n.medium().total_stats(), n.stats())
+        };
+        assert_eq!(run(3), run(3));
+    }
+
+    #[test]
+    fn full_radio_queues_backlog_in_order_and_deliver() {
+        let params = LinkParams {
+            att_mtu: 23,
+            ..LinkParams::default()
+        };
+        let medium = MediumConfig {
+            queue_capacity: 2,
+            ..MediumConfig::default()
+        };
+        let mut n = net(Topology::line(3, params).unwrap(), medium, 9);
+        n.run_until(SimInstant::from_secs(5));
+        let peer = n.node_id(2);
+        n.send(0, peer, &[7u8; 900]).expect("send");
+        n.run_until(SimInstant::from_secs(15));
+        let got = n.take_events().into_iter().any(|e| {
+            e.node == 2
+                && matches!(&e.kind, NetEventKind::Node(Event::MessageReceived { payload, .. }) if payload.len() == 900)
+        });
+        assert!(n.stats().backlogged > 0, "{:?}", n.stats());
+        assert_eq!(n.stats().backlog_drops, 0);
+        assert!(
+            got,
+            "a 900-byte message over MTU 23 with 2-packet queues arrived"
+        );
+    }
+
+    #[test]
+    fn a_node_that_stalls_its_timer_cannot_stall_the_loop() {
+        // Deadlines in the past are pushed to the next millisecond: time still advances.
+        let mut n = net(
+            Topology::line(2, LinkParams::default()).unwrap(),
+            MediumConfig::default(),
+            1,
+        );
+        n.run_until(SimInstant::from_secs(2));
+        assert_eq!(n.now(), SimInstant::from_secs(2));
+    }
 }
