@@ -287,6 +287,8 @@ pub struct Report {
     pub virtual_seconds: f64,
     /// Wall-clock seconds the run took.
     pub wall_seconds: f64,
+    /// CPU seconds the run's thread used (Linux; `null` elsewhere): the figure to compare on a busy machine.
+    pub cpu_seconds: Option<f64>,
 }
 
 /// Percentile `p` (0..=100) of sorted `v`, nearest rank; 0 when empty.
@@ -360,9 +362,23 @@ pub fn medium_config() -> MediumConfig {
     }
 }
 
+/// CPU seconds the calling thread has used, from `/proc/thread-self/stat` (Linux; `None` elsewhere). Clock ticks
+/// are taken as 1/100 s, the value of `sysconf(_SC_CLK_TCK)` on every Linux platform we run on.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// Runs `scenario` with `policy` and measures it.
 pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
     let wall = StdInstant::now();
+    let cpu0 = thread_cpu_seconds();
     let baseline = alloc_count::thread_live_bytes();
     alloc_count::reset_thread_peak();
     let params = LinkParams {
@@ -540,6 +556,7 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         node_memory_bytes: net.node_memory_bytes(),
         virtual_seconds: net.now().as_micros() as f64 / 1e6,
         wall_seconds: wall.elapsed().as_secs_f64(),
+        cpu_seconds: thread_cpu_seconds().zip(cpu0).map(|(b, a)| b - a),
     })
 }
 
@@ -707,6 +724,11 @@ fn print_table(reports: &[Report]) {
             "MiB",
         ),
         ("wall time", Box::new(|r| r.wall_seconds), "s"),
+        (
+            "CPU time of its thread",
+            Box::new(|r| r.cpu_seconds.unwrap_or(0.0)),
+            "s",
+        ),
     ];
     for (name, f, unit) in rows {
         let label = if unit.is_empty() {
