@@ -156,6 +156,8 @@ impl Scenario {
             loss: a.loss,
             seed: a.seed,
             range: a.range,
+            // Past the first periodic announce (60 s ± 6 s): announces sent before the links exist reach few
+            // nodes, and a broadcast from a sender a node has no announce of waits for one.
             warmup: StdDuration::from_secs(70),
             traffic: StdDuration::from_secs_f64(a.duration),
             drain: StdDuration::from_secs(60),
@@ -285,6 +287,12 @@ pub struct Report {
     pub node_memory_bytes: usize,
     /// Virtual seconds simulated.
     pub virtual_seconds: f64,
+    /// Of which warm-up (discovery, links, announces) before the first message.
+    pub warmup_seconds: f64,
+    /// Of which traffic (messages sent at random times).
+    pub traffic_seconds: f64,
+    /// Of which drain (retries and late deliveries after the traffic).
+    pub drain_seconds: f64,
     /// Wall-clock seconds the run took.
     pub wall_seconds: f64,
     /// CPU seconds the run's thread used (Linux; `null` elsewhere): the figure to compare on a busy machine.
@@ -555,6 +563,9 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         peak_memory_bytes: peak,
         node_memory_bytes: net.node_memory_bytes(),
         virtual_seconds: net.now().as_micros() as f64 / 1e6,
+        warmup_seconds: s.warmup.as_secs_f64(),
+        traffic_seconds: s.traffic.as_secs_f64(),
+        drain_seconds: s.drain.as_secs_f64(),
         wall_seconds: wall.elapsed().as_secs_f64(),
         cpu_seconds: thread_cpu_seconds().zip(cpu0).map(|(b, a)| b - a),
     })
@@ -633,7 +644,7 @@ fn print_table(reports: &[Report]) {
     let Some(first) = reports.first() else { return };
     println!(
         "meshnode simulate: {} nodes, {:?} topology ({} edges, diameter {} hops, TTL {}), loss {:.0} %, seed {}, \
-         {:.0} virtual s",
+         {:.0} virtual s (warm-up {:.0}, traffic {:.0}, drain {:.0})",
         first.nodes,
         first.topology,
         first.edges,
@@ -641,7 +652,10 @@ fn print_table(reports: &[Report]) {
         first.ttl,
         first.loss * 100.0,
         first.seed,
-        first.virtual_seconds
+        first.virtual_seconds,
+        first.warmup_seconds,
+        first.traffic_seconds,
+        first.drain_seconds
     );
     let both = reports.len() == 2;
     print!("{:<34}", "figure");
