@@ -4,7 +4,7 @@
 //! - [`simnet`]: the many-node runtime driving `mesh::node::Node`s over `hal::sim`, virtual or paced time.
 //! - [`simulate`]: `meshnode simulate`, both relay policies on one scenario, side by side.
 //! - [`demo`]: `meshnode demo`, a paced walk through discovery, sessions, fragmentation, faults and recovery.
-//! - [`bench`]: `meshnode bench`, protocol-core figures against references.
+//! - [`bench`](mod@bench): `meshnode bench`, protocol-core figures against references.
 //! - [`alloc_count`]: the counting global allocator behind every memory figure.
 #![deny(unsafe_code)]
 
