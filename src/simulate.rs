@@ -229,6 +229,10 @@ pub struct Report {
     pub broadcast_delivery: f64,
     /// Private messages delivered exactly once / sent.
     pub unicast_delivery: f64,
+    /// Broadcast delivery counting only receivers within TTL hops of the sender.
+    pub broadcast_delivery_within_ttl: f64,
+    /// Expected broadcast receptions farther than TTL hops (no flood can reach them).
+    pub broadcast_beyond_ttl: u64,
     /// Broadcasts sent.
     pub broadcasts: usize,
     /// Receptions expected (broadcasts × (nodes − 1)).
@@ -329,6 +333,24 @@ pub fn node_config(policy: RelayPolicy, ttl: u8) -> NodeConfig {
     c.route.default_ttl = ttl;
     c.session.default_ttl = ttl;
     c
+}
+
+/// Hop distances from `start` to every node of `t` (`usize::MAX` where unreachable).
+pub fn hops_from(t: &Topology, start: usize) -> Vec<usize> {
+    let mut dist = vec![usize::MAX; t.node_count()];
+    let mut queue = std::collections::VecDeque::from([start]);
+    if let Some(d) = dist.get_mut(start) {
+        *d = 0;
+    }
+    while let Some(a) = queue.pop_front() {
+        for (b, _) in t.neighbours(a) {
+            if dist[b] == usize::MAX {
+                dist[b] = dist[a] + 1;
+                queue.push_back(b);
+            }
+        }
+    }
+    dist
 }
 
 /// The longest shortest path of `t`, in hops (BFS from every node; 0 for fewer than two nodes).
@@ -501,6 +523,24 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         }
     }
     let b_expected = s.broadcasts as u64 * (n - 1);
+    // Receptions a flood with this TTL can reach at all (hop distance <= TTL), to tell the topology's share of
+    // the losses from the protocol's.
+    let mut b_in_reach = 0u64;
+    let mut b_delivered_in_reach = 0u64;
+    for (k, p) in plan.iter().enumerate() {
+        if p.to.is_some() {
+            continue;
+        }
+        let dist = hops_from(net.medium().topology(), p.from);
+        for (r, d) in dist.iter().enumerate() {
+            if r != p.from && *d <= usize::from(ttl) {
+                b_in_reach += 1;
+                if receipts.contains_key(&(k, r)) {
+                    b_delivered_in_reach += 1;
+                }
+            }
+        }
+    }
     latencies.sort_by(f64::total_cmp);
     unicast_latencies.sort_by(f64::total_cmp);
     let medium = net.medium().total_stats();
@@ -529,6 +569,8 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         loss: s.loss,
         seed: s.seed,
         broadcast_delivery: ratio(b_delivered, b_expected),
+        broadcast_delivery_within_ttl: ratio(b_delivered_in_reach, b_in_reach),
+        broadcast_beyond_ttl: b_expected - b_in_reach,
         unicast_delivery: ratio(u_delivered, s.unicasts as u64),
         broadcasts: s.broadcasts,
         broadcast_expected: b_expected,
@@ -670,6 +712,11 @@ fn print_table(reports: &[Report]) {
         (
             "broadcast delivery",
             Box::new(|r| r.broadcast_delivery * 100.0),
+            "%",
+        ),
+        (
+            "  within TTL hops of the sender",
+            Box::new(|r| r.broadcast_delivery_within_ttl * 100.0),
             "%",
         ),
         (
