@@ -809,8 +809,20 @@ fn print_table(reports: &[Report]) {
         }
         println!();
     }
-    let keys: Vec<&String> = first.drops.keys().collect();
-    println!("drops by reason:");
+    // Reasons that never happened in any run are left out of the table (the JSON has them all).
+    let keys: Vec<&String> = first
+        .drops
+        .keys()
+        .filter(|k| {
+            reports
+                .iter()
+                .any(|r| r.drops.get(*k).copied().unwrap_or(0) > 0)
+        })
+        .collect();
+    println!(
+        "drops by reason{}:",
+        if keys.is_empty() { ": none" } else { "" }
+    );
     for k in keys {
         print!("  {k:<32}");
         for r in reports {
