@@ -68,7 +68,11 @@ fn crashed_node_gets_and_sends_messages_after_it_restarts() {
         // Node 0 still holds a session with the old node 4; the new one has none.
         run.send(0, 4, "while you were down");
         run.run_to(15.0);
-        assert_eq!(run.received("while you were down", 4), 0);
+        assert_eq!(
+            run.received("while you were down", 4),
+            0,
+            "seed {seed}: delivered to a crashed node"
+        );
         run.run_to(18.0);
         assert!(
             run.net.node(4).is_some(),

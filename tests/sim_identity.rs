@@ -130,7 +130,10 @@ fn forged_announce_before_the_genuine_one_does_not_take_the_identity() {
     let mallory = run.net.identity(MALLORY).clone();
     let victim = run.net.identity(VICTIM).clone();
     let frame = forged_announce(&mallory, &victim, true, 0x0bad_f00d);
-    assert!(run.net.inject_frame(TARGET, MALLORY, &frame));
+    assert!(
+        run.net.inject_frame(TARGET, MALLORY, &frame),
+        "seed {seed}: no link to inject on"
+    );
     run.run_to(run.net.now().as_micros() as f64 / 1e6 + 0.05);
     assert_eq!(
         victim_nickname(&run, TARGET),
