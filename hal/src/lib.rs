@@ -48,8 +48,8 @@ pub mod sim;
 pub mod udp;
 
 pub use radio::{
-    Advertisement, LinkDownReason, LinkId, PeerAddress, Radio, RadioError, RadioErrorKind,
-    RadioEvent, Role, ADVERTISEMENT_DATA_MAX,
+    check_packet, Advertisement, LinkDownReason, LinkId, PeerAddress, Radio, RadioError,
+    RadioErrorKind, RadioEvent, Role, ADVERTISEMENT_DATA_MAX,
 };
 
 /// The smallest ATT MTU a BLE link may have (Core spec Vol 3 Part F §3.2.8).

@@ -270,6 +270,24 @@ impl RadioError {
     }
 }
 
+/// The packet check every backend's [`Radio::send`] makes, so they refuse the same packets with the same errors:
+/// a packet is non-empty and at most `max` bytes (the link's ATT MTU minus 3, less any backend framing).
+pub fn check_packet(link: LinkId, packet: &[u8], max: usize) -> Result<(), RadioError> {
+    if packet.is_empty() {
+        return Err(RadioError::InvalidArgument(format!(
+            "empty packet on {link}"
+        )));
+    }
+    if packet.len() > max {
+        return Err(RadioError::PacketTooLong {
+            link,
+            len: packet.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
 /// One node's radio: commands return at once, their effects arrive as events from [`Radio::poll_event`].
 ///
 /// Call order: set up scanning and/or advertising; on `Discovered`, `connect`; on `LinkUp`, `send` packets of at

@@ -594,18 +594,7 @@ impl Radio for BleRadio {
         let Some(e) = st.links.get_mut(&link).filter(|e| e.up) else {
             return Err(RadioError::NoSuchLink(link));
         };
-        if packet.is_empty() {
-            return Err(RadioError::InvalidArgument(format!(
-                "empty packet on {link}"
-            )));
-        }
-        if packet.len() > e.max_payload {
-            return Err(RadioError::PacketTooLong {
-                link,
-                len: packet.len(),
-                max: e.max_payload,
-            });
-        }
+        crate::radio::check_packet(link, packet, e.max_payload)?;
         let Some(tx) = e.tx.as_ref() else {
             return Err(RadioError::NoSuchLink(link));
         };

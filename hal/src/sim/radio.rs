@@ -195,18 +195,7 @@ impl Radio for SimRadio<'_> {
             return Err(RadioError::NoSuchLink(link));
         };
         let max = gatt_payload_len(k.params.att_mtu);
-        if packet.is_empty() {
-            return Err(RadioError::InvalidArgument(format!(
-                "empty packet on {link}"
-            )));
-        }
-        if packet.len() > max {
-            return Err(RadioError::PacketTooLong {
-                link,
-                len: packet.len(),
-                max,
-            });
-        }
+        crate::radio::check_packet(link, packet, max)?;
         let params = k.params;
         let Some(end) = k.ends.get_mut(l.end) else {
             return Err(RadioError::NoSuchLink(link));

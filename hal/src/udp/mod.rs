@@ -647,18 +647,7 @@ impl Radio for UdpRadio {
             return Err(RadioError::NoSuchLink(link));
         };
         let max = gatt_payload_len(l.att_mtu);
-        if packet.is_empty() {
-            return Err(RadioError::InvalidArgument(format!(
-                "empty packet on {link}"
-            )));
-        }
-        if packet.len() > max {
-            return Err(RadioError::PacketTooLong {
-                link,
-                len: packet.len(),
-                max,
-            });
-        }
+        crate::radio::check_packet(link, packet, max)?;
         if l.queue.len() >= capacity {
             l.writable_wanted = true;
             self.stats.rejected_queue_full += 1;
