@@ -1,9 +1,11 @@
-//! `meshnode`: the command-line entry point. Subcommands today: `bench` (protocol-core figures against
-//! reference implementations). The running node, demo, simulator and control CLI build on the same core.
+//! `meshnode`: the command-line entry point. Subcommands: `bench` (protocol-core figures against reference
+//! implementations), `run` (the node with a real or simulated radio) and `ctl` (its control client).
 #![deny(unsafe_code)]
 
 mod alloc_count;
 mod bench;
+mod ctl;
+mod run;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,10 @@ struct Cli {
 enum Command {
     /// Measure the protocol core against reference implementations, side by side in one run.
     Bench(bench::BenchArgs),
+    /// Run a node: radio, mesh, control socket; stops cleanly on SIGINT / SIGTERM.
+    Run(run::RunArgs),
+    /// Talk to a running node through its control socket.
+    Ctl(ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +42,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Run(args) => run::main(&args),
+        Command::Ctl(args) => ctl::main(&args),
     }
 }
