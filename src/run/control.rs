@@ -46,17 +46,17 @@ pub const MAX_LINE: usize = 64 * 1024;
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// This node: id, nickname, radio, links, counts.
-    Status,
+    Status {},
     /// Peers known from announces.
-    Peers,
+    Peers {},
     /// Peers with an established session.
-    Sessions,
+    Sessions {},
     /// This node's id and fingerprint.
-    Fingerprint,
+    Fingerprint {},
     /// Counters.
-    Stats,
+    Stats {},
     /// Stream events.
-    Listen,
+    Listen {},
     /// A private message.
     Send {
         /// Id prefix or nickname.
@@ -320,7 +320,7 @@ async fn connection(stream: UnixStream, parts: ServerParts) {
         }
         let answer = match parse_request(&line) {
             Err(e) => error_line(&e),
-            Ok(Request::Listen) => {
+            Ok(Request::Listen {}) => {
                 let mut rx = parts.events.subscribe();
                 if write
                     .write_all(ok_line(json!("listening")).as_bytes())
@@ -388,12 +388,12 @@ async fn stream_events(
 /// Validates a request and turns it into a command (deriving a channel key off the node loop).
 async fn into_command(req: Request) -> Result<Command, String> {
     Ok(match req {
-        Request::Status => Command::Status,
-        Request::Peers => Command::Peers,
-        Request::Sessions => Command::Sessions,
-        Request::Fingerprint => Command::Fingerprint,
-        Request::Stats => Command::Stats,
-        Request::Listen => return Err("listen is handled by the connection".into()),
+        Request::Status {} => Command::Status,
+        Request::Peers {} => Command::Peers,
+        Request::Sessions {} => Command::Sessions,
+        Request::Fingerprint {} => Command::Fingerprint,
+        Request::Stats {} => Command::Stats,
+        Request::Listen {} => return Err("listen is handled by the connection".into()),
         Request::Send { peer, text } => {
             check_text(&text)?;
             Command::Send { peer, text }
