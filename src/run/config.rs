@@ -1,0 +1,413 @@
+//! `meshnode run` configuration: the TOML file (every field optional, documented in
+//! `scripts/meshnode.example.toml`), the command-line flags that override it, and the resolved [`Settings`].
+//!
+//! Invariant: [`Settings::resolve`] either returns settings every later step can use as they are (a data directory,
+//! a valid radio choice, a parsed UDP configuration) or a [`ConfigError`] that names the file or flag at fault;
+//! unknown keys in the file are errors, so a misspelt option is never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Which radio backend drives the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RadioKind {
+    /// Bluetooth LE through BlueZ (Linux) / the platform stack.
+    Ble,
+    /// One process per node over UDP (loopback or a LAN).
+    Udp,
+    /// An in-process simulated line of three nodes: this one and two echo nodes.
+    Sim,
+}
+
+impl RadioKind {
+    /// The name used in files, flags and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RadioKind::Ble => "ble",
+            RadioKind::Udp => "udp",
+            RadioKind::Sim => "sim",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The TOML file as written. Every field is optional; see `scripts/meshnode.example.toml`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Nickname announced to the mesh (at most 32 bytes).
+    pub nickname: Option<String>,
+    /// Where the identity and the control socket live.
+    pub data_dir: Option<PathBuf>,
+    /// `ble`, `udp` or `sim`.
+    pub radio: Option<RadioKind>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogFile,
+    /// The UDP radio.
+    #[serde(default)]
+    pub udp: UdpFile,
+    /// The Bluetooth LE radio.
+    #[serde(default)]
+    pub ble: BleFile,
+    /// The runtime's own bounds.
+    #[serde(default)]
+    pub runtime: RuntimeFile,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    /// `RUST_LOG`-style filter, e.g. `info` or `meshnode=debug,hal=info`.
+    pub filter: Option<String>,
+    /// `text` or `json`.
+    pub format: Option<LogFormat>,
+}
+
+/// `[udp]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UdpFile {
+    /// Local address to bind, e.g. `0.0.0.0:7700`.
+    pub bind: Option<SocketAddr>,
+    /// Peers to beacon to and accept links from, e.g. `["192.168.1.20:7700"]`.
+    pub static_peers: Option<Vec<SocketAddr>>,
+    /// Subnet broadcast address for discovery, e.g. `192.168.1.255:7700`.
+    pub broadcast: Option<SocketAddr>,
+    /// ATT MTU this node offers (23..=517).
+    pub att_mtu: Option<u16>,
+    /// Links at most.
+    pub max_links: Option<usize>,
+    /// Keepalive timeout in milliseconds (a silent link is dropped after it).
+    pub keepalive_timeout_ms: Option<u64>,
+}
+
+/// `[ble]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BleFile {
+    /// Adapter name, e.g. `hci0`; the first adapter when absent.
+    pub adapter: Option<String>,
+    /// Links at most (central plus peripheral).
+    pub max_links: Option<usize>,
+    /// Start-up timeout in milliseconds: how long to wait for D-Bus / BlueZ / the adapter.
+    pub startup_timeout_ms: Option<u64>,
+}
+
+/// `[runtime]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFile {
+    /// Packets held per link while the radio's queue is full; beyond it they are dropped and counted.
+    pub link_backlog: Option<usize>,
+    /// Events buffered per `ctl listen` client; a slower client misses events and is told how many.
+    pub listen_buffer: Option<usize>,
+    /// Control requests waiting for the node loop, at most.
+    pub control_queue: Option<usize>,
+    /// Control connections open at once, at most.
+    pub max_control_clients: Option<usize>,
+}
+
+/// Flags of `meshnode run`; each overrides the file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// TOML configuration file (see scripts/meshnode.example.toml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: identity key and control socket [default: $HOME/.local/share/meshnode].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Radio backend [default: ble].
+    #[arg(long, value_enum)]
+    pub radio: Option<RadioKind>,
+    /// Nickname announced to the mesh.
+    #[arg(long)]
+    pub nickname: Option<String>,
+    /// UDP: local address to bind (e.g. 127.0.0.1:7700).
+    #[arg(long, value_name = "ADDR")]
+    pub udp_bind: Option<SocketAddr>,
+    /// UDP: a static peer (repeat the flag for several); replaces the file's list.
+    #[arg(long = "udp-peer", value_name = "ADDR")]
+    pub udp_peers: Vec<SocketAddr>,
+    /// UDP: subnet broadcast address for discovery.
+    #[arg(long, value_name = "ADDR")]
+    pub udp_broadcast: Option<SocketAddr>,
+    /// BLE: adapter name (e.g. hci0).
+    #[arg(long, value_name = "NAME")]
+    pub ble_adapter: Option<String>,
+    /// Log filter, RUST_LOG syntax [default: $RUST_LOG, else the file's, else info].
+    #[arg(long, value_name = "FILTER")]
+    pub log_filter: Option<String>,
+    /// Log one JSON object per line instead of human-readable text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown / mistyped keys.
+    #[error(
+        "config file {path} is invalid: {message}(see scripts/meshnode.example.toml for every key)"
+    )]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// No data directory was given and none could be derived.
+    #[error("no data directory: pass --data-dir DIR or set data_dir in the config file (HOME is not set)")]
+    NoDataDir,
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything `meshnode run` needs, resolved from defaults, the file and the flags (in that order).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Nickname announced.
+    pub nickname: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The radio backend.
+    pub radio: RadioKind,
+    /// Log filter.
+    pub log_filter: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// UDP radio configuration (used with `--radio udp`).
+    pub udp: hal::udp::UdpConfig,
+    /// BLE radio configuration (used with `--radio ble`).
+    pub ble: hal::ble::BleConfig,
+    /// Packets held per link while the radio is busy.
+    pub link_backlog: usize,
+    /// Events buffered per listener.
+    pub listen_buffer: usize,
+    /// Control requests queued for the loop.
+    pub control_queue: usize,
+    /// Control connections at once.
+    pub max_control_clients: usize,
+}
+
+/// The default data directory: `$HOME/.local/share/meshnode`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share/meshnode"))
+}
+
+/// Parses a config file's text; `path` is only for messages.
+pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+impl Settings {
+    /// Reads the file named by `--config` (if any) and resolves it with the flags.
+    pub fn load(args: &RunArgs) -> Result<Settings, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                parse_file(&text, path)?
+            }
+            None => FileConfig::default(),
+        };
+        let env_filter = std::env::var("RUST_LOG").ok();
+        Settings::resolve(file, args, env_filter)
+    }
+
+    /// Defaults, then the file, then the flags (`RUST_LOG` sits between the file and `--log-filter`).
+    pub fn resolve(
+        file: FileConfig,
+        args: &RunArgs,
+        env_filter: Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .or_else(default_data_dir)
+            .ok_or(ConfigError::NoDataDir)?;
+        let nickname = args.nickname.clone().or(file.nickname).unwrap_or_default();
+        if nickname.len() > 32 {
+            return Err(ConfigError::Invalid(format!(
+                "nickname {nickname:?} is {} bytes: at most 32 are announced, choose a shorter one",
+                nickname.len()
+            )));
+        }
+        let radio = args.radio.or(file.radio).unwrap_or(RadioKind::Ble);
+        let log_filter = args
+            .log_filter
+            .clone()
+            .or(env_filter.filter(|s| !s.is_empty()))
+            .or(file.log.filter)
+            .unwrap_or_else(|| "info".to_string());
+        let log_format = if args.log_json {
+            LogFormat::Json
+        } else {
+            file.log.format.unwrap_or(LogFormat::Text)
+        };
+
+        let mut udp = hal::udp::UdpConfig::default();
+        if let Some(bind) = args.udp_bind.or(file.udp.bind) {
+            udp.bind = bind;
+        }
+        if !args.udp_peers.is_empty() {
+            udp.static_peers = args.udp_peers.clone();
+        } else if let Some(peers) = file.udp.static_peers {
+            udp.static_peers = peers;
+        }
+        udp.broadcast = args.udp_broadcast.or(file.udp.broadcast).or(udp.broadcast);
+        if let Some(mtu) = file.udp.att_mtu {
+            udp.att_mtu = mtu;
+        }
+        if let Some(n) = file.udp.max_links {
+            udp.max_links = n;
+        }
+        if let Some(ms) = file.udp.keepalive_timeout_ms {
+            udp.keepalive_timeout = Duration::from_millis(ms);
+        }
+        if radio == RadioKind::Udp {
+            udp.validate()
+                .map_err(|e| ConfigError::Invalid(format!("[udp] configuration: {e}")))?;
+        }
+
+        let mut ble = hal::ble::BleConfig::default();
+        ble.adapter = args
+            .ble_adapter
+            .clone()
+            .or(file.ble.adapter)
+            .or(ble.adapter);
+        if let Some(n) = file.ble.max_links {
+            ble.max_links = n;
+        }
+        if let Some(ms) = file.ble.startup_timeout_ms {
+            ble.startup_timeout = Duration::from_millis(ms);
+        }
+
+        let bound = |name: &str, v: Option<usize>, default: usize| -> Result<usize, ConfigError> {
+            match v {
+                Some(0) => Err(ConfigError::Invalid(format!(
+                    "[runtime] {name} must be at least 1"
+                ))),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        Ok(Settings {
+            nickname,
+            data_dir,
+            radio,
+            log_filter,
+            log_format,
+            udp,
+            ble,
+            link_backlog: bound("link_backlog", file.runtime.link_backlog, 256)?,
+            listen_buffer: bound("listen_buffer", file.runtime.listen_buffer, 256)?,
+            control_queue: bound("control_queue", file.runtime.control_queue, 64)?,
+            max_control_clients: bound(
+                "max_control_clients",
+                file.runtime.max_control_clients,
+                16,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../scripts/meshnode.example.toml");
+
+    #[test]
+    fn example_file_parses_and_resolves() {
+        let file = parse_file(EXAMPLE, Path::new("example")).unwrap();
+        assert_eq!(file.radio, Some(RadioKind::Udp));
+        let s = Settings::resolve(file, &RunArgs::default(), None).unwrap();
+        assert_eq!(s.nickname, "kitchen-pi");
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/meshnode"));
+        assert_eq!(s.udp.static_peers.len(), 1);
+        assert_eq!(s.log_filter, "info");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = parse_file("nick = \"x\"\n", Path::new("f.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("f.toml") && msg.contains("nick"), "{msg}");
+    }
+
+    #[test]
+    fn flags_override_file_and_env_sits_between() {
+        let file = parse_file(EXAMPLE, Path::new("example")).unwrap();
+        let args = RunArgs {
+            data_dir: Some(PathBuf::from("/tmp/x")),
+            radio: Some(RadioKind::Sim),
+            nickname: Some("n2".into()),
+            udp_peers: vec!["127.0.0.1:9".parse().unwrap()],
+            log_json: true,
+            ..RunArgs::default()
+        };
+        let s = Settings::resolve(file.clone(), &args, Some("debug".into())).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.radio, RadioKind::Sim);
+        assert_eq!(s.nickname, "n2");
+        assert_eq!(s.udp.static_peers, vec!["127.0.0.1:9".parse().unwrap()]);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.log_filter, "debug");
+        let args = RunArgs {
+            log_filter: Some("trace".into()),
+            ..args
+        };
+        let s = Settings::resolve(file, &args, Some("debug".into())).unwrap();
+        assert_eq!(s.log_filter, "trace");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_reasons() {
+        let file = parse_file("radio = \"udp\"\n[udp]\natt_mtu = 5\n", Path::new("f")).unwrap();
+        let args = RunArgs {
+            data_dir: Some("/tmp/d".into()),
+            ..RunArgs::default()
+        };
+        let err = Settings::resolve(file, &args, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ATT MTU 5"), "{err}");
+        let file = parse_file("[runtime]\nlink_backlog = 0\n", Path::new("f")).unwrap();
+        let err = Settings::resolve(file, &args, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("link_backlog"), "{err}");
+        let err = parse_file("radio = \"wifi\"\n", Path::new("f")).unwrap_err();
+        assert!(err.to_string().contains("wifi"), "{err}");
+    }
+}

@@ -1,0 +1,531 @@
+//! The control socket of `meshnode run`: `<data-dir>/control.sock`, mode 0600, speaking newline-delimited JSON.
+//!
+//! # Protocol
+//!
+//! A client writes one request per line and reads one response line per request:
+//!
+//! ```text
+//! -> {"cmd":"send","peer":"alice","text":"hello"}
+//! <- {"ok":true,"result":{"id":"5f2c..."}}
+//! -> {"cmd":"frobnicate"}
+//! <- {"ok":false,"error":"bad request: unknown variant `frobnicate`, expected one of ..."}
+//! ```
+//!
+//! Requests (`cmd` and its fields): `status`, `peers`, `sessions`, `fingerprint`, `stats`, `listen`,
+//! `send {peer, text}`, `broadcast {text}`, `join {channel, password}`, `leave {channel}`, `trust {peer}`,
+//! `close {peer}` or `close {all: true}`. A `peer` is an id prefix (hex) or a nickname; an ambiguous one is an error
+//! listing the candidates. After `listen` is answered, the server writes one event object per line
+//! (`{"event":"message",...}`, `{"event":"peer_appeared",...}`, ..., `{"event":"lagged","missed":N}` when the
+//! client fell behind) until the client disconnects. A line longer than [`MAX_LINE`] bytes, invalid JSON, an
+//! unknown command or field is answered with an error object and changes nothing.
+//!
+//! Invariant: requests reach the node loop only through a bounded channel; a request that fails validation never
+//! reaches it; passwords are used to derive the channel key here (off the node loop) and never logged; the socket
+//! file is removed when the server stops, and a stale one is replaced only after checking nobody answers on it.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mesh::identity::NodeId;
+use mesh::node::ChannelKey;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+
+/// The socket's file name inside the data directory.
+pub const SOCKET_FILE: &str = "control.sock";
+/// Longest request line accepted, in bytes.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A request as a client writes it.
+#[derive(Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// This node: id, nickname, radio, links, counts.
+    Status {},
+    /// Peers known from announces.
+    Peers {},
+    /// Peers with an established session.
+    Sessions {},
+    /// This node's id and fingerprint.
+    Fingerprint {},
+    /// Counters.
+    Stats {},
+    /// Stream events.
+    Listen {},
+    /// A private message.
+    Send {
+        /// Id prefix or nickname.
+        peer: String,
+        /// The text.
+        text: String,
+    },
+    /// A signed message to everybody.
+    Broadcast {
+        /// The text.
+        text: String,
+    },
+    /// Join a password channel.
+    Join {
+        /// Its name.
+        channel: String,
+        /// Its password (never logged).
+        password: String,
+    },
+    /// Leave a channel.
+    Leave {
+        /// Its name.
+        channel: String,
+    },
+    /// Accept a peer's changed keys.
+    Trust {
+        /// Id prefix or nickname.
+        peer: String,
+    },
+    /// Close one session or all.
+    Close {
+        /// Id prefix or nickname.
+        #[serde(default)]
+        peer: Option<String>,
+        /// Close every session.
+        #[serde(default)]
+        all: bool,
+    },
+}
+
+/// What the node loop is asked to do (validated; a join already carries its derived key).
+pub enum Command {
+    /// See [`Request::Status`].
+    Status,
+    /// See [`Request::Peers`].
+    Peers,
+    /// See [`Request::Sessions`].
+    Sessions,
+    /// See [`Request::Fingerprint`].
+    Fingerprint,
+    /// See [`Request::Stats`].
+    Stats,
+    /// See [`Request::Send`].
+    Send {
+        /// Peer spec.
+        peer: String,
+        /// Text.
+        text: String,
+    },
+    /// See [`Request::Broadcast`].
+    Broadcast {
+        /// Text.
+        text: String,
+    },
+    /// See [`Request::Join`].
+    Join {
+        /// The derived key.
+        key: ChannelKey,
+    },
+    /// See [`Request::Leave`].
+    Leave {
+        /// Channel name.
+        channel: String,
+    },
+    /// See [`Request::Trust`].
+    Trust {
+        /// Peer spec.
+        peer: String,
+    },
+    /// Close one session.
+    Close {
+        /// Peer spec.
+        peer: String,
+    },
+    /// Close every session.
+    CloseAll,
+}
+
+/// The loop's answer: a JSON result or an error message.
+pub type Reply = Result<Value, String>;
+
+/// One request on its way to the node loop.
+pub struct Call {
+    /// What to do.
+    pub command: Command,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// Why the control socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another process answers on the socket.
+    #[error("another meshnode is already running with data directory {0} (its control socket answers); stop it or use another --data-dir")]
+    Live(PathBuf),
+    /// Binding or securing the socket failed.
+    #[error("cannot open control socket {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Parses one request line.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Resolves a peer named by `spec` (a nickname, or a hex prefix of its id) among `candidates`. A full 16-digit id
+/// is accepted even for a peer not known yet (the message waits in the outbox until it appears).
+pub fn resolve_peer(spec: &str, candidates: &[(NodeId, String)]) -> Result<NodeId, String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err("empty peer name: give an id prefix or a nickname".into());
+    }
+    let by_nick: Vec<&(NodeId, String)> = candidates.iter().filter(|(_, n)| n == spec).collect();
+    let matches: Vec<&(NodeId, String)> = if !by_nick.is_empty() {
+        by_nick
+    } else {
+        let lower = spec.to_ascii_lowercase();
+        candidates
+            .iter()
+            .filter(|(id, _)| id.to_string().starts_with(&lower))
+            .collect()
+    };
+    match matches.as_slice() {
+        [(id, _)] => Ok(*id),
+        [] => parse_full_id(spec).ok_or_else(|| {
+            format!("no known peer matches {spec:?}: run `meshnode ctl peers`, or give the full 16-digit id")
+        }),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|(id, n)| {
+                    if n.is_empty() {
+                        id.to_string()
+                    } else {
+                        format!("{id} ({n})")
+                    }
+                })
+                .collect();
+            Err(format!(
+                "{spec:?} is ambiguous: it matches {}; give more of the id",
+                list.join(", ")
+            ))
+        }
+    }
+}
+
+fn parse_full_id(spec: &str) -> Option<NodeId> {
+    if spec.len() != 16 {
+        return None;
+    }
+    let mut id = [0u8; 8];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(spec.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(NodeId(id))
+}
+
+/// Binds the socket in `dir`, replacing a stale file left by a crash (after checking nobody answers on it).
+pub fn bind(dir: &Path) -> Result<(UnixListener, PathBuf), ControlError> {
+    let path = dir.join(SOCKET_FILE);
+    let err = |source| ControlError::Bind {
+        path: path.clone(),
+        source,
+    };
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(ControlError::Live(dir.to_path_buf()));
+        }
+        tracing::warn!(path = %path.display(), "replacing a stale control socket (a previous run did not stop cleanly)");
+        std::fs::remove_file(&path).map_err(err)?;
+    }
+    let listener = UnixListener::bind(&path).map_err(err)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok((listener, path))
+}
+
+/// Shared state of the server's connection tasks.
+#[derive(Clone)]
+pub struct ServerParts {
+    /// Into the node loop.
+    pub calls: mpsc::Sender<Call>,
+    /// Event lines from the node loop.
+    pub events: broadcast::Sender<Arc<str>>,
+    /// Connection slots.
+    pub slots: Arc<Semaphore>,
+}
+
+/// Accepts connections until the listener fails or the task is aborted.
+pub async fn serve(listener: UnixListener, parts: ServerParts) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let parts = parts.clone();
+                match parts.slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tokio::spawn(async move {
+                            connection(stream, parts).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        tokio::spawn(async move {
+                            let mut stream = stream;
+                            let line = error_line(
+                                "too many control connections open; close one and retry",
+                            );
+                            let _ = stream.write_all(line.as_bytes()).await;
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn error_line(message: &str) -> String {
+    format!("{}\n", json!({"ok": false, "error": message}))
+}
+
+fn ok_line(result: Value) -> String {
+    format!("{}\n", json!({"ok": true, "result": result}))
+}
+
+async fn connection(stream: UnixStream, parts: ServerParts) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let limit = u64::try_from(MAX_LINE)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        if line.len() > MAX_LINE {
+            let msg = format!("request longer than {MAX_LINE} bytes; closing the connection");
+            let _ = write.write_all(error_line(&msg).as_bytes()).await;
+            return;
+        }
+        let answer = match parse_request(&line) {
+            Err(e) => error_line(&e),
+            Ok(Request::Listen {}) => {
+                let mut rx = parts.events.subscribe();
+                if write
+                    .write_all(ok_line(json!("listening")).as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                stream_events(&mut rx, &mut write, &mut reader).await;
+                return;
+            }
+            Ok(req) => match into_command(req).await {
+                Err(e) => error_line(&e),
+                Ok(command) => call(&parts, command).await,
+            },
+        };
+        if write.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn call(parts: &ServerParts, command: Command) -> String {
+    let (tx, rx) = oneshot::channel();
+    if parts.calls.try_send(Call { command, reply: tx }).is_err() {
+        return error_line("the node is busy (control queue full) or stopping; retry");
+    }
+    match rx.await {
+        Ok(Ok(v)) => ok_line(v),
+        Ok(Err(e)) => error_line(&e),
+        Err(_) => error_line("the node stopped before answering"),
+    }
+}
+
+async fn stream_events(
+    rx: &mut broadcast::Receiver<Arc<str>>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+) {
+    let mut sink = [0u8; 256];
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let line = match ev {
+                    Ok(line) => format!("{line}\n"),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        format!("{}\n", json!({"event": "lagged", "missed": n}))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if write.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // The client closing its end ends the stream; anything it writes is ignored.
+            n = reader.read(&mut sink) => {
+                if !matches!(n, Ok(k) if k > 0) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Validates a request and turns it into a command (deriving a channel key off the node loop).
+async fn into_command(req: Request) -> Result<Command, String> {
+    Ok(match req {
+        Request::Status {} => Command::Status,
+        Request::Peers {} => Command::Peers,
+        Request::Sessions {} => Command::Sessions,
+        Request::Fingerprint {} => Command::Fingerprint,
+        Request::Stats {} => Command::Stats,
+        Request::Listen {} => return Err("listen is handled by the connection".into()),
+        Request::Send { peer, text } => {
+            check_text(&text)?;
+            Command::Send { peer, text }
+        }
+        Request::Broadcast { text } => {
+            check_text(&text)?;
+            Command::Broadcast { text }
+        }
+        Request::Join { channel, password } => {
+            mesh::channel::validate_channel_name(&channel)
+                .map_err(|e| format!("invalid channel name {channel:?}: {e}"))?;
+            if password.is_empty() {
+                return Err("empty channel password: give the channel's password".into());
+            }
+            let key = tokio::task::spawn_blocking(move || {
+                ChannelKey::derive(&channel, password.as_bytes())
+            })
+            .await
+            .map_err(|_| "channel key derivation failed".to_string())?
+            .map_err(|e| format!("cannot derive the channel key: {e}"))?;
+            Command::Join { key }
+        }
+        Request::Leave { channel } => Command::Leave { channel },
+        Request::Trust { peer } => Command::Trust { peer },
+        Request::Close { peer, all } => match (peer, all) {
+            (Some(peer), false) => Command::Close { peer },
+            (None, true) => Command::CloseAll,
+            _ => return Err("close needs exactly one of a peer or all=true".into()),
+        },
+    })
+}
+
+fn check_text(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("empty message: give some text".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(b: u8, rest: u8) -> NodeId {
+        NodeId([b, rest, 0, 0, 0, 0, 0, 1])
+    }
+
+    #[test]
+    fn requests_parse_and_bad_ones_are_explained() {
+        assert!(matches!(
+            parse_request(br#"{"cmd":"send","peer":"ab","text":"hi"}"#),
+            Ok(Request::Send { .. })
+        ));
+        assert!(matches!(
+            parse_request(br#"{"cmd":"close","all":true}"#),
+            Ok(Request::Close { all: true, .. })
+        ));
+        let e = parse_request(br#"{"cmd":"frob"}"#).err().unwrap();
+        assert!(e.contains("frob"), "{e}");
+        let e = parse_request(br#"{"cmd":"send","peer":"a"}"#)
+            .err()
+            .unwrap();
+        assert!(e.contains("text"), "{e}");
+        let e = parse_request(br#"{"cmd":"status","x":1}"#).err().unwrap();
+        assert!(e.contains('x'), "{e}");
+        assert!(parse_request(b"not json").is_err());
+        assert!(parse_request(b"").is_err());
+    }
+
+    #[test]
+    fn peers_resolve_by_prefix_or_nickname_and_ambiguity_lists_candidates() {
+        let c = vec![
+            (id(0xab, 0x01), "alice".to_string()),
+            (id(0xab, 0x02), "bob".to_string()),
+            (id(0x12, 0x00), String::new()),
+        ];
+        assert_eq!(resolve_peer("alice", &c), Ok(id(0xab, 0x01)));
+        assert_eq!(resolve_peer("AB02", &c), Ok(id(0xab, 0x02)));
+        assert_eq!(resolve_peer("12", &c), Ok(id(0x12, 0)));
+        let e = resolve_peer("ab", &c).unwrap_err();
+        assert!(
+            e.contains("alice") && e.contains("bob") && e.contains("ambiguous"),
+            "{e}"
+        );
+        let e = resolve_peer("zz", &c).unwrap_err();
+        assert!(e.contains("no known peer"), "{e}");
+        assert_eq!(
+            resolve_peer("0102030405060708", &c),
+            Ok(NodeId([1, 2, 3, 4, 5, 6, 7, 8]))
+        );
+        assert!(resolve_peer("", &c).is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn close_needs_one_target_and_join_checks_inputs() {
+        assert!(into_command(Request::Close {
+            peer: None,
+            all: false
+        })
+        .await
+        .is_err());
+        assert!(into_command(Request::Close {
+            peer: Some("a".into()),
+            all: true
+        })
+        .await
+        .is_err());
+        assert!(into_command(Request::Join {
+            channel: "x".into(),
+            password: String::new()
+        })
+        .await
+        .is_err());
+        assert!(into_command(Request::Send {
+            peer: "a".into(),
+            text: String::new()
+        })
+        .await
+        .is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stale_socket_is_replaced_and_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_FILE);
+        std::fs::write(&path, b"").unwrap();
+        let (listener, p) = bind(dir.path()).unwrap();
+        assert_eq!(p, path);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let err = bind(dir.path()).err().unwrap();
+        assert!(matches!(err, ControlError::Live(_)), "{err}");
+        drop(listener);
+    }
+}

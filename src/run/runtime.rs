@@ -1,0 +1,355 @@
+//! The node loop of `meshnode run`: one tokio task drives one `NodeDriver` (node + link policy) with one radio
+//! backend, answers control calls, and publishes events to `ctl listen` clients.
+//!
+//! Each turn: run the backend's timers, drain radio events into the node (bounded batch), run the node's timers,
+//! put its packets on the air, publish its events; then wait for the earliest of radio readiness, the node's or the
+//! radio's deadline, a control call, or shutdown. Invariant: the loop never blocks on I/O other than that wait, every
+//! queue it feeds is bounded, and at shutdown sessions are closed and links disconnected before it returns.
+
+use std::sync::Arc;
+
+use mesh::identity::NodeId;
+use mesh::node::{DeliveryFailure, Event, MessageKind, SessionState};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use super::backend::Backend;
+use super::control::{resolve_peer, Call, Command, Reply};
+use super::driver::NodeDriver;
+use super::Clock;
+
+/// Radio events handled per turn at most, so a flood cannot starve timers and control calls.
+const EVENT_BATCH: usize = 1_024;
+
+/// What the loop knows besides the node.
+pub struct Loop {
+    /// Node and link policy.
+    pub driver: NodeDriver,
+    /// The radio.
+    pub backend: Backend,
+    /// Node time.
+    pub clock: Clock,
+    /// Event lines for listeners.
+    pub events: broadcast::Sender<Arc<str>>,
+    /// This node's fingerprint, for `status` and `fingerprint`.
+    pub fingerprint: String,
+    /// `ble`, `udp` or `sim`.
+    pub radio_name: &'static str,
+    /// Events published, and events no listener was there for (not an error: counted for `stats`).
+    pub events_published: u64,
+    /// Control calls answered.
+    pub calls_answered: u64,
+}
+
+impl Loop {
+    /// Runs until `shutdown` resolves; then says goodbye to peers and closes links.
+    pub async fn run(
+        mut self,
+        mut calls: mpsc::Receiver<Call>,
+        shutdown: impl std::future::Future<Output = &'static str>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut more = false;
+        loop {
+            more = self.turn(more);
+            let deadline = self.deadline(more);
+            tokio::select! {
+                why = &mut shutdown => {
+                    tracing::info!(signal = why, "shutting down");
+                    break;
+                }
+                () = self.backend.ready() => {}
+                () = sleep_until(deadline) => {}
+                call = calls.recv() => {
+                    if let Some(call) = call {
+                        let now = self.clock.now();
+                        let reply = self.handle(call.command, now);
+                        self.calls_answered = self.calls_answered.saturating_add(1);
+                        let _ = call.reply.send(reply);
+                    }
+                }
+            }
+        }
+        self.stop();
+    }
+
+    /// One turn; returns whether radio events were left for the next one.
+    fn turn(&mut self, _more: bool) -> bool {
+        self.backend.process(&self.clock);
+        let now = self.clock.now();
+        let driver = &mut self.driver;
+        let mut left = false;
+        self.backend.with_radio(|radio| {
+            let mut n = 0;
+            while let Some(event) = radio.poll_event() {
+                driver.on_radio_event(event, radio, now);
+                driver.drain_actions(radio);
+                n += 1;
+                if n >= EVENT_BATCH {
+                    left = true;
+                    break;
+                }
+            }
+            driver.on_time(now);
+            driver.drain_actions(radio);
+        });
+        self.publish_events();
+        left
+    }
+
+    fn deadline(&self, more: bool) -> Option<tokio::time::Instant> {
+        if more {
+            return Some(tokio::time::Instant::now());
+        }
+        let node = self
+            .driver
+            .node
+            .poll_timeout()
+            .map(|t| self.clock.to_tokio(t));
+        let radio = self.backend.next_deadline(&self.clock);
+        [node, radio].into_iter().flatten().min()
+    }
+
+    fn nickname_of(&self, id: NodeId) -> String {
+        self.driver
+            .node
+            .peers()
+            .into_iter()
+            .find(|p| p.id == id)
+            .map(|p| p.nickname)
+            .unwrap_or_default()
+    }
+
+    fn publish_events(&mut self) {
+        while let Some(event) = self.driver.node.poll_event() {
+            let value = self.event_json(&event);
+            tracing::info!(target: "meshnode::event", "{value}");
+            self.events_published = self.events_published.saturating_add(1);
+            // No listener is fine: send only fails when nobody subscribes.
+            let _ = self.events.send(Arc::from(value.to_string()));
+        }
+    }
+
+    fn event_json(&self, event: &Event) -> Value {
+        match event {
+            Event::MessageReceived {
+                from,
+                kind,
+                id,
+                payload,
+            } => {
+                let (kind, channel) = match kind {
+                    MessageKind::Private => ("private", None),
+                    MessageKind::Broadcast => ("broadcast", None),
+                    MessageKind::Channel(c) => ("channel", Some(c.clone())),
+                    _ => ("other", None),
+                };
+                json!({"event": "message", "from": from.to_string(), "nickname": self.nickname_of(*from),
+                       "kind": kind, "channel": channel, "id": format!("{:016x}", id.0),
+                       "text": String::from_utf8_lossy(payload)})
+            }
+            Event::DeliveryConfirmed { to, id } => {
+                json!({"event": "delivered", "to": to.to_string(), "id": format!("{:016x}", id.0)})
+            }
+            Event::DeliveryFailed { to, id, reason } => {
+                let reason = match reason {
+                    DeliveryFailure::Expired => "expired",
+                    DeliveryFailure::OutboxFull => "outbox_full",
+                    DeliveryFailure::Refused => "refused",
+                    _ => "other",
+                };
+                json!({"event": "delivery_failed", "to": to.to_string(), "id": format!("{:016x}", id.0), "reason": reason})
+            }
+            Event::PeerAppeared { peer, nickname } => {
+                json!({"event": "peer_appeared", "peer": peer.to_string(), "nickname": nickname})
+            }
+            Event::PeerGone { peer } => json!({"event": "peer_gone", "peer": peer.to_string()}),
+            Event::NeighbourUp { link, peer } => {
+                json!({"event": "neighbour_up", "link": link.0, "peer": peer.to_string()})
+            }
+            Event::NeighbourDown { link, peer } => {
+                json!({"event": "neighbour_down", "link": link.0, "peer": peer.to_string()})
+            }
+            Event::ChannelUnreadable { channel, from } => {
+                json!({"event": "channel_unreadable", "channel": channel, "from": from.to_string()})
+            }
+            Event::NicknameConflict {
+                peer,
+                nickname,
+                holder,
+            } => {
+                json!({"event": "nickname_conflict", "peer": peer.to_string(), "nickname": nickname,
+                        "holder": holder.to_string()})
+            }
+            Event::Session(e) => json!({"event": "session", "detail": format!("{e:?}")}),
+            other => json!({"event": "other", "detail": format!("{other:?}")}),
+        }
+    }
+
+    fn candidates(&self) -> Vec<(NodeId, String)> {
+        let mut c: Vec<(NodeId, String)> = self
+            .driver
+            .node
+            .peers()
+            .into_iter()
+            .map(|p| (p.id, p.nickname))
+            .collect();
+        for n in self.driver.node.neighbours() {
+            if !c.iter().any(|(id, _)| *id == n.peer) {
+                c.push((n.peer, n.nickname));
+            }
+        }
+        c
+    }
+
+    fn peer(&self, spec: &str) -> Result<NodeId, String> {
+        resolve_peer(spec, &self.candidates())
+    }
+
+    fn handle(&mut self, command: Command, now: mesh::time::Instant) -> Reply {
+        let reply = match command {
+            Command::Status => Ok(self.status(now)),
+            Command::Fingerprint => Ok(json!({
+                "id": self.driver.node.node_id().to_string(),
+                "fingerprint": self.fingerprint(),
+            })),
+            Command::Peers => Ok(self.peers_json(now, false)),
+            Command::Sessions => Ok(self.peers_json(now, true)),
+            Command::Stats => Ok(self.stats_json()),
+            Command::Send { peer, text } => {
+                let id = self.peer(&peer)?;
+                let msg = self
+                    .driver
+                    .node
+                    .send(id, text.as_bytes(), now)
+                    .map_err(|e| format!("cannot send to {id}: {e}"))?;
+                Ok(json!({"to": id.to_string(), "id": format!("{:016x}", msg.0)}))
+            }
+            Command::Broadcast { text } => {
+                let msg = self
+                    .driver
+                    .node
+                    .broadcast(text.as_bytes(), now)
+                    .map_err(|e| format!("cannot broadcast: {e}"))?;
+                Ok(json!({"id": format!("{:016x}", msg.0)}))
+            }
+            Command::Join { key } => {
+                let name = key.name().to_string();
+                self.driver
+                    .node
+                    .join_channel(&name, key)
+                    .map_err(|e| format!("cannot join {name:?}: {e}"))?;
+                tracing::info!(channel = %name, "joined channel");
+                Ok(json!({"channel": name}))
+            }
+            Command::Leave { channel } => {
+                self.driver
+                    .node
+                    .leave_channel(&channel)
+                    .map_err(|e| format!("cannot leave {channel:?}: {e}"))?;
+                Ok(json!({"channel": channel}))
+            }
+            Command::Trust { peer } => {
+                let id = self.peer(&peer)?;
+                self.driver.node.trust(id).map_err(|e| {
+                    format!("cannot trust {id}: {e} (trust applies after a handshake was refused for changed keys)")
+                })?;
+                tracing::warn!(peer = %id, "new keys trusted by the operator");
+                Ok(json!({"peer": id.to_string()}))
+            }
+            Command::Close { peer } => {
+                let id = self.peer(&peer)?;
+                self.driver
+                    .node
+                    .close_session(id, now)
+                    .map_err(|e| format!("cannot close the session with {id}: {e}"))?;
+                Ok(json!({"peer": id.to_string()}))
+            }
+            Command::CloseAll => {
+                self.driver.node.close_all(now);
+                Ok(json!({"closed": "all"}))
+            }
+        };
+        // A command may have produced packets and events: perform them now.
+        let driver = &mut self.driver;
+        self.backend.with_radio(|radio| driver.drain_actions(radio));
+        self.publish_events();
+        reply
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+
+    fn status(&self, now: mesh::time::Instant) -> Value {
+        let peers = self.driver.node.peers();
+        let sessions = peers
+            .iter()
+            .filter(|p| p.session == SessionState::Established)
+            .count();
+        json!({
+            "id": self.driver.node.node_id().to_string(),
+            "fingerprint": self.fingerprint(),
+            "radio": self.radio_name,
+            "uptime_s": now.total_millis() / 1000,
+            "links": self.driver.links_up(),
+            "neighbours": self.driver.node.neighbours().len(),
+            "peers": peers.len(),
+            "sessions": sessions,
+        })
+    }
+
+    fn peers_json(&self, now: mesh::time::Instant, sessions_only: bool) -> Value {
+        let list: Vec<Value> = self
+            .driver
+            .node
+            .peers()
+            .into_iter()
+            .filter(|p| !sessions_only || p.session == SessionState::Established)
+            .map(|p| {
+                json!({
+                    "id": p.id.to_string(),
+                    "nickname": p.nickname,
+                    "hops": p.hops,
+                    "session": p.session == SessionState::Established,
+                    "last_heard_s": now.saturating_since(p.last_heard).total_millis() / 1000,
+                    "fingerprint": p.fingerprint.to_string(),
+                    "nickname_conflict": p.nickname_conflict,
+                })
+            })
+            .collect();
+        Value::Array(list)
+    }
+
+    fn stats_json(&self) -> Value {
+        json!({
+            "node": super::debug_counters(&format!("{:?}", self.driver.node.stats())),
+            "driver": self.driver.stats(),
+            "radio": self.backend.stats_json(),
+            "events_published": self.events_published,
+            "control_calls": self.calls_answered,
+            "memory_bytes": self.driver.node.memory_bytes(),
+        })
+    }
+
+    fn stop(&mut self) {
+        let now = self.clock.now();
+        self.driver.node.close_all(now);
+        let driver = &mut self.driver;
+        self.backend.with_radio(|radio| {
+            driver.drain_actions(radio);
+            driver.disconnect_all(radio);
+        });
+        // Let the backend put the goodbyes and disconnects on the air.
+        self.backend.process(&self.clock);
+        self.publish_events();
+        tracing::info!("radio stopped, sessions closed");
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

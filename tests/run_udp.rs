@@ -1,0 +1,340 @@
+//! Multi-process tests of `meshnode run --radio udp|sim|ble` and `meshnode ctl`: a line of four nodes on loopback,
+//! a message across three hops seen by `ctl listen`, a middle node killed and restarted with its identity, SIGTERM
+//! shutdown, control-protocol errors, the `sim` backend, and `--radio ble` failing fast without Bluetooth.
+//!
+//! Invariant: every child is killed when its handle drops, every directory is a tempdir, and every wait is a poll
+//! loop with a deadline (no fixed sleeps decide correctness).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_meshnode");
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let sockets: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+fn start(dir: &Path, args: &[String]) -> Proc {
+    let child = Command::new(BIN)
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let sock = dir.join("control.sock");
+    wait_for("the control socket", Duration::from_secs(10), || {
+        UnixStream::connect(&sock).ok().map(|_| ())
+    });
+    proc
+}
+
+fn udp_node(dir: &Path, ports: &[u16], i: usize) -> Proc {
+    let mut args: Vec<String> = vec![
+        "--radio".into(),
+        "udp".into(),
+        "--nickname".into(),
+        format!("n{i}"),
+        "--udp-bind".into(),
+        format!("127.0.0.1:{}", ports[i]),
+    ];
+    for j in [i.wrapping_sub(1), i + 1] {
+        if let Some(p) = ports.get(j) {
+            args.push("--udp-peer".into());
+            args.push(format!("127.0.0.1:{p}"));
+        }
+    }
+    start(dir, &args)
+}
+
+/// Runs `meshnode ctl --json ...`; returns (success, stdout JSON or null, stderr).
+fn ctl(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = Command::new(BIN)
+        .arg("ctl")
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let value = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        value,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn node_id(dir: &Path) -> String {
+    let (ok, v, err) = ctl(dir, &["fingerprint"]);
+    assert!(ok, "{err}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn knows(dir: &Path, id: &str) -> bool {
+    let (ok, v, _) = ctl(dir, &["peers"]);
+    ok && v
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| p["id"] == id))
+}
+
+/// `ctl listen --json` as a child whose lines arrive on a channel.
+fn listen(dir: &Path) -> (Proc, mpsc::Receiver<serde_json::Value>) {
+    let mut child = Command::new(BIN)
+        .args(["ctl", "--json", "--data-dir"])
+        .arg(dir)
+        .arg("listen")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (Proc(child), rx)
+}
+
+fn expect_message(rx: &mpsc::Receiver<serde_json::Value>, text: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no message {text:?} within {limit:?}");
+        if let Ok(v) = rx.recv_timeout(left) {
+            if v["event"] == "message" && v["text"] == text {
+                return;
+            }
+        }
+    }
+}
+
+fn send_until_heard(from: &Path, to_id: &str, rx: &mpsc::Receiver<serde_json::Value>, text: &str) {
+    let (ok, v, err) = ctl(from, &["send", &to_id[..6], text]);
+    assert!(ok, "send failed: {err}");
+    assert_eq!(v["to"], to_id);
+    expect_message(rx, text, Duration::from_secs(20));
+}
+
+#[test]
+fn four_nodes_in_a_line_carry_messages_across_hops_and_survive_a_restart() {
+    let t0 = Instant::now();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(4);
+    let mut nodes: Vec<Proc> = (0..4).map(|i| udp_node(&paths[i], &ports, i)).collect();
+    let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
+
+    // Files: the key and the socket are private to the user.
+    for p in &paths {
+        for f in ["identity.key", "control.sock"] {
+            let mode = std::fs::metadata(p.join(f)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
+
+    wait_for("node 0 to learn node 3", Duration::from_secs(20), || {
+        knows(&paths[0], &ids[3]).then_some(())
+    });
+    let (_listener, rx) = listen(&paths[3]);
+    // The listener subscribes asynchronously: wait until its status request path works, then send.
+    wait_for("listener attached", Duration::from_secs(5), || {
+        let (ok, v, _) = ctl(&paths[3], &["stats"]);
+        (ok && v["control_calls"].as_u64().is_some()).then_some(())
+    });
+    send_until_heard(&paths[0], &ids[3], &rx, "hello over three hops");
+
+    // By nickname too; an unknown name is a clear error.
+    let (ok, _, err) = ctl(&paths[0], &["send", "nobody-here", "x"]);
+    assert!(!ok && err.contains("no known peer"), "{err}");
+    let (ok, v, _) = ctl(&paths[0], &["sessions"]);
+    assert!(
+        ok && v
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p["id"] == ids[3]))
+    );
+
+    // Kill node 2 (the middle of the path) hard, restart it on the same data dir: same identity, path heals.
+    nodes[2].0.kill().unwrap();
+    let _ = nodes[2].0.wait();
+    assert!(
+        paths[2].join("control.sock").exists(),
+        "a crash leaves the socket file"
+    );
+    nodes[2] = udp_node(&paths[2], &ports, 2);
+    assert_eq!(node_id(&paths[2]), ids[2], "identity survives a restart");
+    wait_for("the path to heal", Duration::from_secs(30), || {
+        let (ok, v, _) = ctl(&paths[1], &["status"]);
+        (ok && v["neighbours"] == 2).then_some(())
+    });
+    send_until_heard(&paths[0], &ids[3], &rx, "after the restart");
+
+    // SIGTERM: exit 0 and the socket file is gone.
+    let pid = nodes[1].0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_for("node 1 to exit", Duration::from_secs(10), || {
+        nodes[1].0.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status:?}");
+    assert!(!paths[1].join("control.sock").exists());
+    eprintln!("line test took {:?}", t0.elapsed());
+}
+
+#[test]
+fn control_socket_answers_bad_requests_with_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let _node = start(&path, &["--radio".into(), "sim".into()]);
+    let mut s = UnixStream::connect(path.join("control.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    for bad in [
+        "not json",
+        r#"{"cmd":"frob"}"#,
+        r#"{"cmd":"send","peer":"x"}"#,
+    ] {
+        writeln!(s, "{bad}").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["ok"], false, "{bad}: {line}");
+        assert!(
+            v["error"].as_str().unwrap().starts_with("bad request"),
+            "{line}"
+        );
+    }
+    // Still serving on the same connection.
+    writeln!(s, r#"{{"cmd":"status"}}"#).unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains("\"ok\":true"), "{line}");
+    // An over-long line is refused and the connection closed.
+    let long = vec![b'a'; 70 * 1024];
+    s.write_all(&long).unwrap();
+    s.write_all(b"\n").unwrap();
+    let mut rest = String::new();
+    let _ = r.read_to_string(&mut rest);
+    assert!(rest.contains("longer than"), "{rest}");
+    // A second node on the same data directory is refused.
+    let out = Command::new(BIN)
+        .args(["run", "--radio", "sim", "--data-dir"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+}
+
+#[test]
+fn sim_radio_echo_nodes_answer_over_two_hops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let _node = start(&path, &["--radio".into(), "sim".into()]);
+    wait_for("sim-2 to appear", Duration::from_secs(15), || {
+        let (ok, v, _) = ctl(&path, &["peers"]);
+        (ok && v
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p["nickname"] == "sim-2")))
+        .then_some(())
+    });
+    let (_l, rx) = listen(&path);
+    wait_for("listener attached", Duration::from_secs(5), || {
+        ctl(&path, &["status"]).0.then_some(())
+    });
+    let (ok, _, err) = ctl(&path, &["send", "sim-2", "ping"]);
+    assert!(ok, "{err}");
+    expect_message(&rx, "echo: ping", Duration::from_secs(15));
+    let (ok, _, err) = ctl(&path, &["close", "--all"]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn ble_without_bluetooth_fails_fast_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let mut child = Proc(
+        Command::new(BIN)
+            .args(["run", "--radio", "ble", "--data-dir"])
+            .arg(dir.path())
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/meshnode-test",
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let status = wait_for(
+        "meshnode run --radio ble to fail",
+        Duration::from_secs(15),
+        || child.0.try_wait().unwrap(),
+    );
+    assert!(!status.success());
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("Bluetooth"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert!(!dir.path().join("control.sock").exists());
+}
