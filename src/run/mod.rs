@@ -106,8 +106,11 @@ pub fn debug_counters(debug: &str) -> serde_json::Value {
 fn init_logging(settings: &Settings) -> Result<(), RunError> {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
         .map_err(|_| RunError::LogFilter(settings.log_filter.clone()))?;
+    // Colours only on a terminal: under systemd the journal, or a redirected file, would store escape codes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let result = match settings.log_format {
         LogFormat::Json => builder.json().try_init(),
