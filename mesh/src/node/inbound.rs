@@ -49,7 +49,8 @@ impl Node {
         if !self.dup.insert(key, now) {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             let threshold = self.config.route.suppression_threshold;
-            if self.relays.heard_copy(&key, link, threshold) == CopyHeard::Suppressed {
+            let links_up = self.links.len();
+            if self.relays.heard_copy(&key, link, threshold, links_up) == CopyHeard::Suppressed {
                 self.stats.suppressed = self.stats.suppressed.saturating_add(1);
             }
             return;
