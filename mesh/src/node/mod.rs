@@ -79,8 +79,6 @@ pub struct Node {
     stats: NodeStats,
     next_announce: Instant,
     last_announce: Option<Instant>,
-    /// Set while retransmissions are originated: unicast frames then flood instead of taking a route.
-    flood_unicast: bool,
 }
 
 impl core::fmt::Debug for Node {
@@ -123,7 +121,6 @@ impl Node {
             stats: NodeStats::default(),
             next_announce: now,
             last_announce: None,
-            flood_unicast: false,
             config,
         };
         node.next_announce = now + node.random_below(node.config.route.announce_soon);
@@ -519,7 +516,7 @@ impl Node {
         if kind == Kind::Handshake1.code() {
             self.stats.handshakes = self.stats.handshakes.saturating_add(1);
         }
-        if !dst.is_broadcast() && !self.flood_unicast {
+        if !dst.is_broadcast() {
             if let Some(link) = self.unicast_link(dst, kind, now) {
                 self.stats.routed_unicast = self.stats.routed_unicast.saturating_add(1);
                 self.transmit(link, &frame);

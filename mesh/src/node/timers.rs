@@ -13,11 +13,7 @@ use crate::wire::Announce;
 impl Node {
     /// Runs every rule whose deadline has come.
     pub fn handle_timeout(&mut self, now: Instant) {
-        // What the session layer sends from its timers is a retransmission (handshake retries): flooded (§7.5).
         self.sessions.handle_timeout(now);
-        self.flood_unicast = true;
-        self.pump(now);
-        self.flood_unicast = false;
         self.link_timers(now);
         if self.next_announce <= now {
             self.send_announce(now);
@@ -38,14 +34,10 @@ impl Node {
             });
         }
         let backoff = self.backoff();
-        // A retry means the routed attempt went unanswered: it floods instead of trusting the route (§7.7).
-        self.flood_unicast = true;
         for (to, id, payload) in self.outbox.take_retries(&backoff, now) {
             self.stats.retries = self.stats.retries.saturating_add(1);
             self.send_private(to, id, &payload, now);
         }
-        self.pump(now);
-        self.flood_unicast = false;
         while self
             .pending_broadcasts
             .front()
