@@ -238,6 +238,9 @@ pub struct NodeStats {
     pub drop_own: u64,
     /// Announces or broadcasts whose signature failed.
     pub drop_bad_signature: u64,
+    /// Announces and hellos whose signed content equalled the last verified one of their src: liveness
+    /// refreshed without a new signature check (PROTOCOL.md §7.2).
+    pub announces_unchanged: u64,
     /// Packets on a link that is not up.
     pub drop_unknown_link: u64,
     /// Relays dropped because the pending-relay queue was full.

@@ -49,7 +49,8 @@ impl Node {
         if !self.dup.insert(key, now) {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             let threshold = self.config.route.suppression_threshold;
-            if self.relays.heard_copy(&key, link, threshold) == CopyHeard::Suppressed {
+            let links_up = self.links.len();
+            if self.relays.heard_copy(&key, link, threshold, links_up) == CopyHeard::Suppressed {
                 self.stats.suppressed = self.stats.suppressed.saturating_add(1);
             }
             return;
@@ -130,11 +131,18 @@ impl Node {
         let Ok((_, Body::Announce(a))) = wire::decode(frame) else {
             return self.count_wire();
         };
-        if a.verify(header).is_err() {
+        let peer = header.src;
+        // §7.2: a hello on a link already bound to `peer` whose signed content equals the last verified one
+        // only refreshes liveness; anything else is verified.
+        let bound = self
+            .links
+            .get(&link)
+            .is_some_and(|s| s.neighbour == Some(peer));
+        let known = bound && self.peer_unchanged(peer, &a, 1, now);
+        if !known && a.verify(header).is_err() {
             self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
             return;
         }
-        let peer = header.src;
         let previous = self.links.get_mut(&link).map(|s| s.neighbour.replace(peer));
         match previous {
             None => return,
@@ -149,7 +157,24 @@ impl Node {
         }
         self.routes
             .learn(peer, link, 1, self.config.route.route_lifetime, now);
-        self.peer_heard(peer, &a, 1, now);
+        self.peer_heard(peer, &a, 1, known, now);
+    }
+
+    /// Refreshes `peer` when `a` carries exactly the keys, capabilities and nickname last verified for it.
+    fn peer_unchanged(
+        &mut self,
+        peer: NodeId,
+        a: &wire::Announce<'_>,
+        hops: u8,
+        now: Instant,
+    ) -> bool {
+        let fresh =
+            self.peers
+                .refresh_identical(peer, &a.public, a.nickname, a.capabilities, hops, now);
+        if fresh {
+            self.stats.announces_unchanged = self.stats.announces_unchanged.saturating_add(1);
+        }
+        fresh
     }
 
     /// A mesh-wide announce. Returns whether to relay it (not when its signature or id is bad).
@@ -158,16 +183,40 @@ impl Node {
             self.count_wire();
             return false;
         };
-        if a.verify(header).is_err() {
+        // §7.2: content identical to the last verified announce of this src only refreshes liveness.
+        let known = self.peer_unchanged(header.src, &a, hops, now);
+        if !known && a.verify(header).is_err() {
             self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
             return false;
         }
-        self.peer_heard(header.src, &a, hops, now);
+        self.peer_heard(header.src, &a, hops, known, now);
         true
     }
 
-    /// A verified announce or hello from `peer`: peers table, events, held broadcasts, waiting messages.
-    fn peer_heard(&mut self, peer: NodeId, a: &wire::Announce<'_>, hops: u8, now: Instant) {
+    /// A verified announce or hello from `peer` (`refreshed`: its unchanged entry was already refreshed):
+    /// peers table, events, held broadcasts, waiting messages.
+    fn peer_heard(
+        &mut self,
+        peer: NodeId,
+        a: &wire::Announce<'_>,
+        hops: u8,
+        refreshed: bool,
+        now: Instant,
+    ) {
+        if !refreshed {
+            self.peer_updated(peer, a, hops, now);
+        }
+        self.release_broadcasts(peer, now);
+        let backoff = self.backoff();
+        let woken = self.outbox.wake(peer, &backoff, now);
+        for (id, payload) in woken {
+            self.stats.outbox_flushed = self.stats.outbox_flushed.saturating_add(1);
+            self.send_private(peer, id, &payload, now);
+        }
+    }
+
+    /// Writes a verified announce into the peers table, with its events.
+    fn peer_updated(&mut self, peer: NodeId, a: &wire::Announce<'_>, hops: u8, now: Instant) {
         let u = self
             .peers
             .update(peer, a.public, a.nickname, a.capabilities, hops, now);
@@ -185,13 +234,6 @@ impl Node {
                     holder,
                 });
             }
-        }
-        self.release_broadcasts(peer, now);
-        let backoff = self.backoff();
-        let woken = self.outbox.wake(peer, &backoff, now);
-        for (id, payload) in woken {
-            self.stats.outbox_flushed = self.stats.outbox_flushed.saturating_add(1);
-            self.send_private(peer, id, &payload, now);
         }
     }
 

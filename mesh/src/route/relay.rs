@@ -72,8 +72,16 @@ impl PendingRelays {
         true
     }
 
-    /// Another copy of `key` arrived on `link`.
-    pub fn heard_copy(&mut self, key: &FrameKey, link: LinkId, threshold: u8) -> CopyHeard {
+    /// Another copy of `key` arrived on `link`. The relay is cancelled once `threshold` copies were heard *and*
+    /// the neighbours on all `links_up` links sent one (a relay that would still reach a neighbour is never
+    /// suppressed: in sparse areas that neighbour may have no other way to get the frame).
+    pub fn heard_copy(
+        &mut self,
+        key: &FrameKey,
+        link: LinkId,
+        threshold: u8,
+        links_up: usize,
+    ) -> CopyHeard {
         let Some(pos) = self.entries.iter().position(|e| e.key == *key) else {
             return CopyHeard::NotPending;
         };
@@ -84,7 +92,7 @@ impl PendingRelays {
         if !e.skip.contains(&link) {
             e.skip.push(link);
         }
-        if threshold > 0 && e.copies >= threshold {
+        if threshold > 0 && e.copies >= threshold && e.skip.len() >= links_up {
             self.entries.swap_remove(pos);
             return CopyHeard::Suppressed;
         }
@@ -148,10 +156,12 @@ mod tests {
         let k = (NodeId([1; 8]), 5);
         let t = Instant::from_millis(100);
         assert!(q.schedule(k, alloc::vec![1, 2], t, LinkId(1)));
-        assert_eq!(q.heard_copy(&k, LinkId(2), 3), CopyHeard::Noted);
-        assert_eq!(q.heard_copy(&k, LinkId(3), 3), CopyHeard::Suppressed);
+        assert_eq!(q.heard_copy(&k, LinkId(2), 3, 3), CopyHeard::Noted);
+        // Three copies, but the neighbour on link 4 has not sent one: the relay stays.
+        assert_eq!(q.heard_copy(&k, LinkId(3), 3, 4), CopyHeard::Noted);
+        assert_eq!(q.heard_copy(&k, LinkId(4), 3, 4), CopyHeard::Suppressed);
         assert!(q.is_empty());
-        assert_eq!(q.heard_copy(&k, LinkId(3), 3), CopyHeard::NotPending);
+        assert_eq!(q.heard_copy(&k, LinkId(3), 3, 4), CopyHeard::NotPending);
     }
 
     #[test]

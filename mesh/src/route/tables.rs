@@ -5,7 +5,7 @@
 //! it lives `route_lifetime` from that frame, and it is dropped when its link goes down or when it stops being
 //! confirmed by return traffic.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -42,10 +42,14 @@ pub struct PeerUpdate {
 }
 
 /// Bounded table of announced peers.
+///
+/// `by_heard` orders the entries by `last_heard` (one `(last_heard, id)` per entry, kept in step with `map`), so
+/// expiry, eviction of the least recent and the next deadline cost a logarithm, not a scan of the table.
 #[derive(Clone, Debug, Default)]
 pub struct Peers {
     max: usize,
     map: BTreeMap<NodeId, Peer>,
+    by_heard: BTreeSet<(Instant, NodeId)>,
     evictions: u64,
 }
 
@@ -55,8 +59,41 @@ impl Peers {
         Peers {
             max,
             map: BTreeMap::new(),
+            by_heard: BTreeSet::new(),
             evictions: 0,
         }
+    }
+
+    /// Refreshes the entry of `id` if it holds exactly this content (keys, nickname, capabilities) and its
+    /// nickname is not flagged: only `last_heard` and `hops` change. Returns whether it did. A `true` answer means
+    /// [`Peers::update`] would have changed nothing else, since an unflagged entry already holds its nickname.
+    pub fn refresh_identical(
+        &mut self,
+        id: NodeId,
+        public: &PublicIdentity,
+        nickname: &str,
+        capabilities: u16,
+        hops: u8,
+        now: Instant,
+    ) -> bool {
+        let Some(entry) = self.map.get_mut(&id) else {
+            return false;
+        };
+        if entry.public != *public
+            || entry.capabilities != capabilities
+            || entry.nickname != nickname
+            || entry.nickname_conflict
+        {
+            return false;
+        }
+        let heard = entry.last_heard.max(now);
+        if heard != entry.last_heard {
+            self.by_heard.remove(&(entry.last_heard, id));
+            self.by_heard.insert((heard, id));
+            entry.last_heard = heard;
+        }
+        entry.hops = hops;
+        true
     }
 
     /// The entry of `id`.
@@ -93,12 +130,7 @@ impl Peers {
         let mut evicted = None;
         let appeared = !self.map.contains_key(&id);
         if appeared && self.map.len() >= self.max {
-            let oldest = self
-                .map
-                .iter()
-                .min_by_key(|(_, p)| p.last_heard)
-                .map(|(k, _)| *k);
-            if let Some(old) = oldest {
+            if let Some((_, old)) = self.by_heard.pop_first() {
                 self.map.remove(&old);
                 self.evictions = self.evictions.saturating_add(1);
                 evicted = Some(old);
@@ -124,7 +156,11 @@ impl Peers {
             entry.nickname = String::from(nickname);
         }
         entry.capabilities = capabilities;
+        if !appeared {
+            self.by_heard.remove(&(entry.last_heard, id));
+        }
         entry.last_heard = entry.last_heard.max(now);
+        self.by_heard.insert((entry.last_heard, id));
         entry.hops = hops;
         entry.nickname_conflict = conflict_with.is_some();
         PeerUpdate {
@@ -136,21 +172,21 @@ impl Peers {
 
     /// Removes and returns every peer not heard for `timeout`.
     pub fn remove_stale(&mut self, timeout: Duration, now: Instant) -> Vec<NodeId> {
-        let gone: Vec<NodeId> = self
-            .map
-            .iter()
-            .filter(|(_, p)| p.last_heard + timeout <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for id in &gone {
-            self.map.remove(id);
+        let mut gone = Vec::new();
+        while let Some(&(heard, id)) = self.by_heard.first() {
+            if heard + timeout > now {
+                break;
+            }
+            self.by_heard.pop_first();
+            self.map.remove(&id);
+            gone.push(id);
         }
         gone
     }
 
     /// The earliest instant a peer goes stale.
     pub fn next_expiry(&self, timeout: Duration) -> Option<Instant> {
-        self.map.values().map(|p| p.last_heard + timeout).min()
+        self.by_heard.first().map(|(heard, _)| *heard + timeout)
     }
 
     /// Peers evicted from the full table.
@@ -162,7 +198,12 @@ impl Peers {
     pub fn memory_bytes(&self) -> usize {
         self.map
             .values()
-            .map(|p| core::mem::size_of::<(NodeId, Peer)>() + 16 + p.nickname.capacity())
+            .map(|p| {
+                core::mem::size_of::<(NodeId, Peer)>()
+                    + core::mem::size_of::<(Instant, NodeId)>()
+                    + 32
+                    + p.nickname.capacity()
+            })
             .sum()
     }
 }
@@ -186,6 +227,9 @@ pub struct Route {
 pub struct Routes {
     max: usize,
     map: BTreeMap<NodeId, Route>,
+    /// No route expires before this instant (a lower bound: routes only get later expiries), so
+    /// `remove_expired` scans the table only when something can actually have expired.
+    earliest_expiry: Option<Instant>,
     evictions: u64,
     learned: u64,
     broken: u64,
@@ -205,6 +249,7 @@ impl Routes {
     /// confirmation and lifetime are refreshed when it is the same link).
     pub fn learn(&mut self, dst: NodeId, link: LinkId, hops: u8, lifetime: Duration, now: Instant) {
         let expires = now + lifetime;
+        self.earliest_expiry = Some(self.earliest_expiry.map_or(expires, |e| e.min(expires)));
         if let Some(r) = self.map.get_mut(&dst) {
             r.confirm_by = None;
             if r.expires > now && r.link != link && r.hops < hops {
@@ -282,7 +327,11 @@ impl Routes {
 
     /// Forgets expired routes.
     pub fn remove_expired(&mut self, now: Instant) {
+        if self.earliest_expiry.is_none_or(|e| e > now) {
+            return;
+        }
         self.map.retain(|_, r| r.expires > now);
+        self.earliest_expiry = self.map.values().map(|r| r.expires).min();
     }
 
     /// Routes evicted from the full table.
