@@ -126,3 +126,56 @@ fn second_id_claiming_a_nickname_is_flagged() {
         .collect();
     assert_eq!(flagged, [c]);
 }
+
+/// PROTOCOL.md §7.2: an announce whose signed content (keys, capabilities, nickname) is identical to the last one
+/// verified for its source only refreshes liveness, so it is not verified again. This test pins both sides of that
+/// rule: an identical-content copy with a broken signature changes nothing but liveness, while a copy that would
+/// change anything (here the nickname) is verified and refused.
+#[test]
+fn unchanged_announces_skip_verification_but_changes_are_verified() {
+    let mut m = Medium::line(3, RelayPolicy::Managed);
+    m.run_for(Duration::from_secs(5));
+    let victim = m.id(2);
+    let caps = mesh::node::NodeConfig::default().capabilities;
+    let inject = |m: &mut Medium, frame: &[u8], link: u32| {
+        let now = m.now;
+        m.nodes[1].link_up(LinkId(link), MTU, now);
+        let mut f = Fragmenter::starting_at(0);
+        for p in f.fragment(frame, MTU).unwrap() {
+            let mut v = Vec::new();
+            p.append_to(&mut v);
+            m.nodes[1].handle_packet(LinkId(link), &v, now);
+        }
+    };
+    let peer = |m: &Medium| {
+        m.nodes[1]
+            .peers()
+            .into_iter()
+            .find(|p| p.id == victim)
+            .unwrap()
+    };
+    assert_eq!(peer(&m).nickname, "node2");
+
+    // Same content as node 2's genuine announces, signature broken: accepted as a liveness refresh only.
+    let mut same = Announce::sign_frame(&identity(2), 0x5151_0001, 7, caps, "node2").unwrap();
+    let last = same.len() - 1;
+    same[last] ^= 0x01;
+    let before = m.nodes[1].stats();
+    inject(&mut m, &same, 60);
+    let after = m.nodes[1].stats();
+    assert_eq!(after.announces_unchanged, before.announces_unchanged + 1);
+    assert_eq!(after.drop_bad_signature, before.drop_bad_signature);
+    assert_eq!(peer(&m).nickname, "node2");
+    assert_eq!(peer(&m).fingerprint, identity(2).public().fingerprint());
+
+    // A new nickname with a broken signature: verified, refused, nothing changes.
+    let mut renamed = Announce::sign_frame(&identity(2), 0x5151_0002, 7, caps, "mallory").unwrap();
+    let last = renamed.len() - 1;
+    renamed[last] ^= 0x01;
+    let before = m.nodes[1].stats();
+    inject(&mut m, &renamed, 61);
+    let after = m.nodes[1].stats();
+    assert_eq!(after.drop_bad_signature, before.drop_bad_signature + 1);
+    assert_eq!(after.announces_unchanged, before.announces_unchanged);
+    assert_eq!(peer(&m).nickname, "node2");
+}
