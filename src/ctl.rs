@@ -129,7 +129,12 @@ fn run(args: &CtlArgs) -> Result<ExitCode, String> {
     }
     let result = &answer["result"];
     if listen {
-        if !args.json {
+        // The node subscribed this connection before answering: from here on no event is missed. Scripts read
+        // this first line to know when it is safe to act.
+        if args.json {
+            println!("{}", json!({"event": "listening"}));
+            let _ = std::io::stdout().flush();
+        } else {
             eprintln!("listening for messages and events (Ctrl-C to stop)");
         }
         while let Some(event) = read_json_line(&mut reader)? {

@@ -133,7 +133,7 @@ fn listen(dir: &Path) -> (Proc, mpsc::Receiver<serde_json::Value>) {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::channel::<serde_json::Value>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
@@ -144,6 +144,18 @@ fn listen(dir: &Path) -> (Proc, mpsc::Receiver<serde_json::Value>) {
             }
         }
     });
+    // `ctl --json listen` prints {"event":"listening"} once the node has subscribed it: only then is no event
+    // missed, so callers may start sending.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "ctl listen did not subscribe within 30 s");
+        if let Ok(v) = rx.recv_timeout(left) {
+            if v["event"] == "listening" {
+                break;
+            }
+        }
+    }
     (Proc(child), rx)
 }
 
@@ -188,11 +200,6 @@ fn four_nodes_in_a_line_carry_messages_across_hops_and_survive_a_restart() {
         knows(&paths[0], &ids[3]).then_some(())
     });
     let (_listener, rx) = listen(&paths[3]);
-    // The listener subscribes asynchronously: wait until its status request path works, then send.
-    wait_for("listener attached", Duration::from_secs(5), || {
-        let (ok, v, _) = ctl(&paths[3], &["stats"]);
-        (ok && v["control_calls"].as_u64().is_some()).then_some(())
-    });
     send_until_heard(&paths[0], &ids[3], &rx, "hello over three hops");
 
     // By nickname too; an unknown name is a clear error.
@@ -293,9 +300,6 @@ fn sim_radio_echo_nodes_answer_over_two_hops() {
         .then_some(())
     });
     let (_l, rx) = listen(&path);
-    wait_for("listener attached", Duration::from_secs(5), || {
-        ctl(&path, &["status"]).0.then_some(())
-    });
     let (ok, _, err) = ctl(&path, &["send", "sim-2", "ping"]);
     assert!(ok, "{err}");
     expect_message(&rx, "echo: ping", Duration::from_secs(15));
