@@ -145,6 +145,33 @@ struct Link {
     writable_wanted: bool,
 }
 
+impl Link {
+    /// A link to `peer` in `state`, with fresh sequence numbers, an empty queue and its clocks at `now`.
+    fn new(
+        peer: SocketAddrV4,
+        peer_instance: Option<u64>,
+        remote: Option<u32>,
+        state: State,
+        att_mtu: u16,
+        now: Instant,
+    ) -> Self {
+        Link {
+            peer,
+            peer_instance,
+            remote,
+            state,
+            att_mtu,
+            last_heard: now,
+            last_sent: now,
+            tx_seq: 0,
+            rx_next: 0,
+            queue: VecDeque::new(),
+            next_tx: now,
+            writable_wanted: false,
+        }
+    }
+}
+
 /// A meshnode radio over one UDP socket; see the module docs for the protocol and how to drive it.
 #[derive(Debug)]
 pub struct UdpRadio {
@@ -600,23 +627,17 @@ impl Radio for UdpRadio {
         );
         self.links.insert(
             id,
-            Link {
-                peer: addr,
-                peer_instance: None,
-                remote: None,
-                state: State::Connecting {
+            Link::new(
+                addr,
+                None,
+                None,
+                State::Connecting {
                     deadline: now + timeout,
                     next_retry: now + interval,
                 },
                 att_mtu,
-                last_heard: now,
-                last_sent: now,
-                tx_seq: 0,
-                rx_next: 0,
-                queue: VecDeque::new(),
-                next_tx: now,
-                writable_wanted: false,
-            },
+                now,
+            ),
         );
         self.send_message(
             addr,

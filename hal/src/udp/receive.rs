@@ -4,7 +4,6 @@
 //! datagram changes a link only when it comes from that link's peer (address and instance); nothing here panics on
 //! any input.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Instant;
@@ -217,20 +216,14 @@ impl UdpRadio {
         let id = self.alloc_id();
         self.links.insert(
             id,
-            Link {
-                peer: from,
-                peer_instance: Some(instance),
-                remote: Some(src_link),
-                state: State::Up,
+            Link::new(
+                from,
+                Some(instance),
+                Some(src_link),
+                State::Up,
                 att_mtu,
-                last_heard: now,
-                last_sent: now,
-                tx_seq: 0,
-                rx_next: 0,
-                queue: VecDeque::new(),
-                next_tx: now,
-                writable_wanted: false,
-            },
+                now,
+            ),
         );
         let accept = Message::Accept {
             dst_link: src_link,
