@@ -271,9 +271,10 @@ fn control_socket_answers_bad_requests_with_errors() {
     r.read_line(&mut line).unwrap();
     assert!(line.contains("\"ok\":true"), "{line}");
     // An over-long line is refused and the connection closed.
+    // The node stops reading at the limit and closes, so the end of this write may fail (broken pipe): which
+    // part of it is accepted depends on scheduling; the answer already sent stays readable.
     let long = vec![b'a'; 70 * 1024];
-    s.write_all(&long).unwrap();
-    s.write_all(b"\n").unwrap();
+    let _ = s.write_all(&long).and_then(|()| s.write_all(b"\n"));
     let mut rest = String::new();
     let _ = r.read_to_string(&mut rest);
     assert!(rest.contains("longer than"), "{rest}");

@@ -119,7 +119,7 @@ fn unknown_kinds_are_relayed_and_dropped_at_their_destination() {
     let mut m = Medium::line(5, RelayPolicy::Managed);
     settle(&mut m);
     let header = Header {
-        kind: Kind::Unknown(0x0b),
+        kind: Kind::Unknown(0x1f),
         ttl: 7,
         frame_id: 9,
         src: NodeId([0x42; 8]),

@@ -179,3 +179,138 @@ fn unchanged_announces_skip_verification_but_changes_are_verified() {
     assert_eq!(after.announces_unchanged, before.announces_unchanged);
     assert_eq!(peer(&m).nickname, "node2");
 }
+
+/// A node that joins a formed mesh learns the peers behind its new neighbour from that neighbour's PEER_SYNC at
+/// once, with the right hop count, instead of at their next mesh-wide announce (up to `announce_interval` later).
+#[test]
+fn a_joining_node_learns_distant_peers_from_its_new_neighbour() {
+    let mut m = Medium::new(4, RelayPolicy::Managed);
+    m.connect(0, 1);
+    m.connect(1, 2);
+    // Let 0, 1 and 2 know each other and their first announces pass, well before the next round (60 s ± 6 s).
+    m.run_for(Duration::from_secs(5));
+    assert_eq!(m.nodes[0].peers().len(), 2);
+    // Node 3 joins next to node 2: nodes 0 and 1 are two and three hops away and will not announce for ~50 s.
+    m.connect(2, 3);
+    m.run_for(Duration::from_millis(500));
+    let peers = m.nodes[3].peers();
+    let hops = |i: usize| peers.iter().find(|p| p.id == m.id(i)).map(|p| p.hops);
+    assert_eq!(hops(2), Some(1));
+    assert_eq!(hops(1), Some(2), "peers: {peers:?}");
+    assert_eq!(hops(0), Some(3), "peers: {peers:?}");
+    assert!(m.nodes[2].stats().peer_syncs_sent >= 2);
+    assert!(m.nodes[3].stats().peer_syncs_received >= 2);
+    // PEER_SYNC is link-local: node 1 and 0 learn node 3 from its own announce, not from a relayed sync.
+    assert_eq!(m.nodes[1].stats().peer_syncs_received, 0);
+    // A message to the far end now goes without waiting for an announce.
+    let (far, now) = (m.id(0), m.now);
+    let id = m.nodes[3]
+        .send(far, b"hello from the newcomer", now)
+        .unwrap();
+    m.run_for(Duration::from_secs(3));
+    assert_eq!(
+        node_medium::received(&m.take_events(0), b"hello from the newcomer"),
+        1
+    );
+    assert_eq!(node_medium::confirmed(&m.take_events(3), id), 1);
+}
+
+/// Packets of `frame` as a neighbour would send them on a fresh link.
+fn packets_of(frame: &[u8]) -> Vec<Vec<u8>> {
+    Fragmenter::starting_at(0)
+        .fragment(frame, MTU)
+        .unwrap()
+        .map(|p| {
+            let mut v = Vec::new();
+            p.append_to(&mut v);
+            v
+        })
+        .collect()
+}
+
+/// A PEER_SYNC from a neighbour (`src`) to `dst` carrying `announce` (a whole ANNOUNCE frame) with `hops` and `age_s`.
+fn peer_sync(
+    src: mesh::identity::NodeId,
+    dst: mesh::identity::NodeId,
+    announce: &[u8],
+    hops: u8,
+    age_s: u16,
+) -> Vec<u8> {
+    use mesh::wire::{decode, encode_body, Body, Header, Kind, PeerSync};
+    let Ok((h, Body::Announce(a))) = decode(announce) else {
+        panic!("an announce frame");
+    };
+    let body = PeerSync {
+        hops,
+        age_s,
+        frame_id: h.frame_id,
+        peer: h.src,
+        announce: a,
+    };
+    let header = Header {
+        kind: Kind::PeerSync,
+        ttl: 0,
+        frame_id: 5,
+        src,
+        dst,
+    };
+    encode_body(&header, &Body::PeerSync(body)).unwrap()
+}
+
+/// Hostile or stale PEER_SYNCs change nothing: a forged announce inside is refused and counted, one older than
+/// `peer_timeout` is ignored and counted, and a genuine one is taken with its age and hops.
+#[test]
+fn peer_sync_is_checked_like_an_announce() {
+    let mut m = Medium::new(1, RelayPolicy::Managed);
+    m.run_for(Duration::from_secs(30));
+    let me = m.id(0);
+    let neighbour = identity(5).node_id();
+    let stranger = identity(6);
+    let genuine = Announce::sign_frame(&stranger, 1234, 7, 3, "stranger").unwrap();
+    let now = m.now;
+    m.nodes[0].link_up(LinkId(9), MTU, now);
+    let inject = |m: &mut Medium, frame: &[u8]| {
+        let now = m.now;
+        for p in packets_of(frame) {
+            m.nodes[0].handle_packet(LinkId(9), &p, now);
+        }
+    };
+    // The nickname changed after signing: the signature no longer covers it.
+    let mut forged = genuine.clone();
+    let n = forged.len() - 64 - 1;
+    forged[n] ^= 0x01;
+    let before = m.nodes[0].stats();
+    inject(&mut m, &peer_sync(neighbour, me, &forged, 1, 0));
+    let after = m.nodes[0].stats();
+    assert_eq!(after.drop_bad_signature, before.drop_bad_signature + 1);
+    assert!(m.nodes[0].peers().is_empty());
+    // Too old to be alive.
+    inject(&mut m, &peer_sync(neighbour, me, &genuine, 1, 200));
+    assert_eq!(m.nodes[0].stats().drop_peer_sync, 1);
+    assert!(m.nodes[0].peers().is_empty());
+    // A sync for this node itself is ignored too.
+    let mine = Announce::sign_frame(&identity(0), 77, 7, 3, "node0").unwrap();
+    inject(&mut m, &peer_sync(neighbour, me, &mine, 1, 0));
+    assert_eq!(m.nodes[0].stats().drop_peer_sync, 2);
+    // Genuine: the peer appears, 4 hops away (3 from the neighbour), last heard 20 s ago.
+    inject(&mut m, &peer_sync(neighbour, me, &genuine, 3, 20));
+    let peers = m.nodes[0].peers();
+    assert_eq!(peers.len(), 1);
+    assert_eq!((peers[0].id, peers[0].hops), (stranger.node_id(), 4));
+    assert_eq!(peers[0].nickname, "stranger");
+    assert_eq!(
+        m.now.saturating_since(peers[0].last_heard),
+        Duration::from_secs(20)
+    );
+    assert_eq!(m.nodes[0].stats().peer_syncs_received, 1);
+    // The same sync on a frame addressed to someone else, or with a TTL, is not taken.
+    let other = peer_sync(neighbour, identity(7).node_id(), &genuine, 1, 0);
+    inject(&mut m, &other);
+    let mut travelling = peer_sync(neighbour, me, &genuine, 1, 0);
+    travelling[1] = 3;
+    let wire_before = m.nodes[0].stats().drop_wire;
+    inject(&mut m, &travelling);
+    assert_eq!(m.nodes[0].stats().drop_wire, wire_before + 1);
+    assert_eq!(m.nodes[0].stats().peer_syncs_received, 1);
+    assert_eq!(m.nodes[0].peers()[0].hops, 4);
+}

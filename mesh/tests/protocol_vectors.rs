@@ -14,8 +14,8 @@ use mesh::identity::{Identity, NodeId};
 use mesh::wire::body::{CAP_RELAY, CAP_SESSIONS, SEALED_FIXED_LEN, TAG_LEN};
 use mesh::wire::{
     channel_associated_data, channel_tag, decode, encode, encode_body, sealed_associated_data,
-    Announce, Body, Broadcast, Channel, FrameView, Handshake, Header, Kind, Sealed, UnknownSession,
-    WireError, HEADER_LEN,
+    Announce, Body, Broadcast, Channel, FrameView, Handshake, Header, Kind, PeerSync, Sealed,
+    UnknownSession, WireError, HEADER_LEN,
 };
 
 const PEER: NodeId = NodeId([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
@@ -191,6 +191,34 @@ fn computed_header_transport() -> Vec<u8> {
     buf
 }
 
+const SYNC_DST: NodeId = NodeId([0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01]);
+
+fn peer_sync_header() -> Header {
+    Header {
+        kind: Kind::PeerSync,
+        ttl: 0,
+        frame_id: 0x0506_0709,
+        src: PEER,
+        dst: SYNC_DST,
+    }
+}
+
+/// PEER_SYNC from `PEER` to `SYNC_DST` handing on the `announce` vector: hops 2, heard 30 s ago.
+fn computed_peer_sync() -> Vec<u8> {
+    let announce_frame = computed_announce();
+    let Ok((h, Body::Announce(announce))) = decode(&announce_frame) else {
+        panic!("the announce vector decodes");
+    };
+    let body = PeerSync {
+        hops: 2,
+        age_s: 30,
+        frame_id: h.frame_id,
+        peer: h.src,
+        announce,
+    };
+    encode_body(&peer_sync_header(), &Body::PeerSync(body)).unwrap()
+}
+
 /// Every §8.1 vector, computed from its inputs.
 fn computed() -> Vec<(&'static str, Vec<u8>)> {
     let id = identity();
@@ -208,6 +236,7 @@ fn computed() -> Vec<(&'static str, Vec<u8>)> {
         ("unknown_session", computed_unknown_session()),
         ("channel_tag_general", channel_tag("general").to_vec()),
         ("channel", computed_channel()),
+        ("peer_sync", computed_peer_sync()),
     ]
 }
 
@@ -510,6 +539,52 @@ fn unknown_session_vector() {
     let mut m = v.clone();
     m.push(0);
     assert_eq!(decode(&m).unwrap_err(), WireError::TrailingBytes);
+}
+
+#[test]
+fn peer_sync_vector() {
+    let v = common::vector("peer_sync");
+    let Ok((h, Body::PeerSync(sync))) = decode(&v) else {
+        panic!("peer_sync decodes as PEER_SYNC");
+    };
+    assert_eq!(h, peer_sync_header());
+    assert_eq!((sync.hops, sync.age_s), (2, 30));
+    assert_eq!(sync.peer, identity().node_id());
+    assert_eq!(sync.announce.nickname, "alice");
+    // The embedded announce is the `announce` vector's body, and it verifies as that frame did.
+    assert_eq!(
+        &v[HEADER_LEN + 15..],
+        &common::vector("announce")[HEADER_LEN..]
+    );
+    assert_eq!(sync.verify(), Ok(()));
+    // What the sync claims beside the announce is not signed; what the announce says is.
+    let mut forged = v.clone();
+    forged[HEADER_LEN + 3] ^= 1; // the announce's frame id
+    let Ok((_, Body::PeerSync(f))) = decode(&forged) else {
+        panic!("still decodes");
+    };
+    assert_eq!(f.verify(), Err(WireError::BadSignature));
+    let mut other_peer = v.clone();
+    other_peer[HEADER_LEN + 7] ^= 1; // the peer id
+    let Ok((_, Body::PeerSync(f))) = decode(&other_peer) else {
+        panic!("still decodes");
+    };
+    assert_eq!(f.verify(), Err(WireError::IdMismatch));
+    // Link-local: any TTL but 0 is refused; hops must be 1..=15; nothing may follow the announce.
+    let mut travelling = v.clone();
+    travelling[1] = 1;
+    assert_eq!(decode(&travelling).unwrap_err(), WireError::LinkLocalTtl(1));
+    for bad_hops in [0u8, 16, 255] {
+        let mut m = v.clone();
+        m[HEADER_LEN] = bad_hops;
+        assert_eq!(decode(&m).unwrap_err(), WireError::BadField);
+    }
+    let mut m = v.clone();
+    m.push(0);
+    assert_eq!(decode(&m).unwrap_err(), WireError::TrailingBytes);
+    for len in 0..v.len() {
+        assert!(decode(&v[..len]).is_err());
+    }
 }
 
 #[test]

@@ -241,6 +241,12 @@ pub struct NodeStats {
     /// Announces and hellos whose signed content equalled the last verified one of their src: liveness
     /// refreshed without a new signature check (PROTOCOL.md §7.2).
     pub announces_unchanged: u64,
+    /// Known peers' announces handed to new neighbours (PEER_SYNC frames sent).
+    pub peer_syncs_sent: u64,
+    /// PEER_SYNC frames received and accepted.
+    pub peer_syncs_received: u64,
+    /// PEER_SYNC frames ignored: their peer was older than `peer_timeout`, or was this node.
+    pub drop_peer_sync: u64,
     /// Packets on a link that is not up.
     pub drop_unknown_link: u64,
     /// Relays dropped because the pending-relay queue was full.

@@ -12,6 +12,7 @@ use crate::identity::NodeId;
 use crate::route::dup::FrameKey;
 use crate::route::relay::CopyHeard;
 use crate::route::reliable::{decode_ack, decode_transport, encode_ack};
+use crate::route::tables::AnnounceProof;
 use crate::session::Delivered;
 use crate::time::Instant;
 use crate::wire::{self, Body, FrameView, Header, Kind, WireError, MAX_TTL, VERSION};
@@ -38,11 +39,16 @@ impl Node {
             return;
         }
         if ttl == 0 {
-            // TTL 0 is never relayed (relays never emit it), so it proves a direct neighbour: a hello.
-            if let Some(h) = header.filter(|h| h.kind == Kind::Announce) {
-                self.on_hello(link, &frame, &h, now);
-            } else if dst == self.id {
-                self.deliver_local(header, &frame, now);
+            // TTL 0 is never relayed (relays never emit it), so it proves a direct neighbour: a hello, or a
+            // link-local frame from it.
+            match header {
+                Some(h) if h.kind == Kind::Announce => self.on_hello(link, &frame, &h, now),
+                Some(h) if h.kind == Kind::PeerSync && dst == self.id => {
+                    self.on_peer_sync(link, &frame, now);
+                }
+                Some(h) if h.kind == Kind::PeerSync => {}
+                _ if dst == self.id => self.deliver_local(header, &frame, now),
+                _ => {}
             }
             return;
         }
@@ -144,20 +150,105 @@ impl Node {
             return;
         }
         let previous = self.links.get_mut(&link).map(|s| s.neighbour.replace(peer));
-        match previous {
+        let new_neighbour = match previous {
             None => return,
-            Some(Some(old)) if old == peer => {}
+            Some(Some(old)) if old == peer => false,
             Some(old) => {
                 if let Some(old) = old {
                     self.neighbour_lost(link, old);
                 }
                 self.push_event(Event::NeighbourUp { link, peer });
                 self.announce_soon(now);
+                true
             }
-        }
+        };
         self.routes
             .learn(peer, link, 1, self.config.route.route_lifetime, now);
-        self.peer_heard(peer, &a, 1, known, now);
+        self.peer_heard(header, &a, 1, known, now, now);
+        if new_neighbour {
+            self.send_peer_sync(link, peer, now);
+        }
+    }
+
+    /// Hands a new neighbour on `link` the announces of the peers this node heard most recently (§7.2), so that it
+    /// knows them now rather than at their next announce.
+    fn send_peer_sync(&mut self, link: LinkId, neighbour: NodeId, now: Instant) {
+        let max = self.config.route.peer_sync_max;
+        let timeout = self.config.route.peer_timeout;
+        let known: Vec<(NodeId, crate::route::tables::Peer)> = self
+            .peers
+            .most_recent()
+            .filter(|(id, p)| **id != neighbour && now.saturating_since(p.last_heard) < timeout)
+            .take(max)
+            .map(|(id, p)| (*id, p.clone()))
+            .collect();
+        for (id, p) in known {
+            let age_s =
+                u16::try_from(now.saturating_since(p.last_heard).secs()).unwrap_or(u16::MAX);
+            let body = Body::PeerSync(wire::PeerSync {
+                hops: p.hops.clamp(1, MAX_TTL),
+                age_s,
+                frame_id: p.proof.frame_id,
+                peer: id,
+                announce: wire::Announce {
+                    public: p.public,
+                    capabilities: p.capabilities,
+                    nickname: &p.nickname,
+                    signature: p.proof.signature,
+                },
+            });
+            let header = Header {
+                kind: Kind::PeerSync,
+                ttl: 0,
+                frame_id: rand_chacha::rand_core::RngCore::next_u32(&mut self.rng),
+                src: self.id,
+                dst: neighbour,
+            };
+            if let Ok(frame) = wire::encode_body(&header, &body) {
+                self.transmit(link, &frame);
+                self.stats.peer_syncs_sent = self.stats.peer_syncs_sent.saturating_add(1);
+            }
+        }
+    }
+
+    /// A PEER_SYNC from the neighbour on `link`: the embedded announce is taken as if it had come from that
+    /// neighbour's side of the mesh, `hops + 1` away and last heard `age` ago; it is never relayed.
+    fn on_peer_sync(&mut self, link: LinkId, frame: &[u8], now: Instant) {
+        let Ok((_, Body::PeerSync(sync))) = wire::decode(frame) else {
+            return self.count_wire();
+        };
+        let r = &self.config.route;
+        let (timeout, lifetime) = (r.peer_timeout, r.route_lifetime);
+        let age = crate::time::Duration::from_secs(u64::from(sync.age_s));
+        if sync.peer == self.id || age >= timeout {
+            self.stats.drop_peer_sync = self.stats.drop_peer_sync.saturating_add(1);
+            return;
+        }
+        let heard = now - age;
+        let hops = sync.hops.saturating_add(1);
+        let fresher = self
+            .peers
+            .get(&sync.peer)
+            .is_some_and(|p| p.last_heard >= heard);
+        let known = fresher || self.peer_unchanged(sync.peer, &sync.announce, hops, heard);
+        if !known && sync.verify().is_err() {
+            self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
+            return;
+        }
+        self.stats.peer_syncs_received = self.stats.peer_syncs_received.saturating_add(1);
+        if age < lifetime {
+            self.routes.learn(sync.peer, link, hops, lifetime, heard);
+        }
+        if !fresher {
+            self.peer_heard(
+                &sync.announce_header(),
+                &sync.announce,
+                hops,
+                known,
+                heard,
+                now,
+            );
+        }
     }
 
     /// Refreshes `peer` when `a` carries exactly the keys, capabilities and nickname last verified for it.
@@ -189,22 +280,28 @@ impl Node {
             self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
             return false;
         }
-        self.peer_heard(header.src, &a, hops, known, now);
+        self.peer_heard(header, &a, hops, known, now, now);
         true
     }
 
-    /// A verified announce or hello from `peer` (`refreshed`: its unchanged entry was already refreshed):
-    /// peers table, events, held broadcasts, waiting messages.
+    /// A verified announce or hello from `header.src`, heard at `heard` (`refreshed`: its unchanged entry was
+    /// already refreshed): peers table, events, held broadcasts, waiting messages.
     fn peer_heard(
         &mut self,
-        peer: NodeId,
+        header: &Header,
         a: &wire::Announce<'_>,
         hops: u8,
         refreshed: bool,
+        heard: Instant,
         now: Instant,
     ) {
+        let peer = header.src;
         if !refreshed {
-            self.peer_updated(peer, a, hops, now);
+            let proof = AnnounceProof {
+                frame_id: header.frame_id,
+                signature: a.signature,
+            };
+            self.peer_updated(peer, a, proof, hops, heard);
         }
         self.release_broadcasts(peer, now);
         let backoff = self.backoff();
@@ -216,10 +313,17 @@ impl Node {
     }
 
     /// Writes a verified announce into the peers table, with its events.
-    fn peer_updated(&mut self, peer: NodeId, a: &wire::Announce<'_>, hops: u8, now: Instant) {
+    fn peer_updated(
+        &mut self,
+        peer: NodeId,
+        a: &wire::Announce<'_>,
+        proof: AnnounceProof,
+        hops: u8,
+        now: Instant,
+    ) {
         let u = self
             .peers
-            .update(peer, a.public, a.nickname, a.capabilities, hops, now);
+            .update(peer, a.public, a.nickname, a.capabilities, proof, hops, now);
         if u.appeared {
             self.push_event(Event::PeerAppeared {
                 peer,

@@ -68,6 +68,8 @@ pub struct RouteConfig {
     pub announce_min_gap: Duration,
     /// A peer with no announce for this long is gone.
     pub peer_timeout: Duration,
+    /// Known peers (most recently heard first) whose announces a node hands to each new neighbour (PEER_SYNC).
+    pub peer_sync_max: usize,
     /// Entries in the peers table.
     pub max_peers: usize,
     /// Entries in the route table.
@@ -118,6 +120,7 @@ impl Default for RouteConfig {
             announce_soon: Duration::from_secs(1),
             announce_min_gap: Duration::from_millis(1_500),
             peer_timeout: Duration::from_secs(200),
+            peer_sync_max: 32,
             max_peers: 512,
             max_routes: 512,
             route_lifetime: Duration::from_secs(120),

@@ -28,6 +28,18 @@ pub struct Peer {
     pub hops: u8,
     /// Another id announced the same nickname first.
     pub nickname_conflict: bool,
+    /// Frame id and signature of the last verified announce, so it can be handed on (PEER_SYNC, PROTOCOL.md
+    /// §7.2). Unchanged announces that were not verified never replace it.
+    pub proof: AnnounceProof,
+}
+
+/// What, besides the announced content, re-creates a verified announce: its frame id and signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceProof {
+    /// The announce's frame id (the signature covers it).
+    pub frame_id: u32,
+    /// Its Ed25519 signature.
+    pub signature: [u8; 64],
 }
 
 /// What [`Peers::update`] found.
@@ -106,14 +118,24 @@ impl Peers {
         self.map.iter()
     }
 
+    /// Every entry, most recently heard first.
+    pub fn most_recent(&self) -> impl Iterator<Item = (&NodeId, &Peer)> {
+        self.by_heard
+            .iter()
+            .rev()
+            .filter_map(|(_, id)| self.map.get_key_value(id))
+    }
+
     /// Records a verified announce from `id`. The nickname rule (PROTOCOL.md §7.2): the first id heard with a
     /// nickname holds it; a different id announcing the same non-empty nickname is flagged, not refused.
+    #[allow(clippy::too_many_arguments)] // one verified announce, taken apart
     pub fn update(
         &mut self,
         id: NodeId,
         public: PublicIdentity,
         nickname: &str,
         capabilities: u16,
+        proof: AnnounceProof,
         hops: u8,
         now: Instant,
     ) -> PeerUpdate {
@@ -150,8 +172,10 @@ impl Peers {
             last_heard: now,
             hops,
             nickname_conflict: false,
+            proof,
         });
         entry.public = public;
+        entry.proof = proof;
         if entry.nickname != nickname {
             entry.nickname = String::from(nickname);
         }
@@ -359,6 +383,11 @@ impl Routes {
 mod tests {
     use super::*;
 
+    const PROOF: AnnounceProof = AnnounceProof {
+        frame_id: 7,
+        signature: [9; 64],
+    };
+
     fn pk(n: u8) -> PublicIdentity {
         PublicIdentity {
             ed25519: [n; 32],
@@ -370,9 +399,9 @@ mod tests {
     fn second_id_with_same_nickname_is_flagged() {
         let mut p = Peers::new(4);
         let t = Instant::from_millis(0);
-        let a = p.update(NodeId([1; 8]), pk(1), "ann", 0, 1, t);
+        let a = p.update(NodeId([1; 8]), pk(1), "ann", 0, PROOF, 1, t);
         assert!(a.appeared && a.conflict_with.is_none());
-        let b = p.update(NodeId([2; 8]), pk(2), "ann", 0, 2, t);
+        let b = p.update(NodeId([2; 8]), pk(2), "ann", 0, PROOF, 2, t);
         assert_eq!(b.conflict_with, Some(NodeId([1; 8])));
         assert!(p.get(&NodeId([2; 8])).is_some_and(|x| x.nickname_conflict));
         assert!(p.get(&NodeId([1; 8])).is_some_and(|x| !x.nickname_conflict));
@@ -381,8 +410,24 @@ mod tests {
     #[test]
     fn full_peers_evicts_least_recent() {
         let mut p = Peers::new(1);
-        p.update(NodeId([1; 8]), pk(1), "a", 0, 1, Instant::from_millis(0));
-        let u = p.update(NodeId([2; 8]), pk(2), "b", 0, 1, Instant::from_millis(5));
+        p.update(
+            NodeId([1; 8]),
+            pk(1),
+            "a",
+            0,
+            PROOF,
+            1,
+            Instant::from_millis(0),
+        );
+        let u = p.update(
+            NodeId([2; 8]),
+            pk(2),
+            "b",
+            0,
+            PROOF,
+            1,
+            Instant::from_millis(5),
+        );
         assert_eq!(u.evicted, Some(NodeId([1; 8])));
         assert_eq!(p.evictions(), 1);
         let gone = p.remove_stale(Duration::from_secs(1), Instant::from_millis(1_005));

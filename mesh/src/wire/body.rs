@@ -431,6 +431,87 @@ impl<'a> Announce<'a> {
     }
 }
 
+/// Bytes of a PEER_SYNC body before the embedded announce body: hops, age, frame id, peer.
+pub const PEER_SYNC_FIXED_LEN: usize = 1 + 2 + 4 + 8;
+
+/// PEER_SYNC body (PROTOCOL.md §5.7): a known peer's last verified ANNOUNCE, handed on one link to a new neighbour
+/// so that it learns the mesh without waiting for the next round of announces. The embedded announce keeps its
+/// originator's frame id and signature; the sync itself is not authenticated (like a TTL, hops and age are a
+/// neighbour's claim).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerSync<'a> {
+    /// The sender's hop count to the peer, 1..=[`MAX_TTL`].
+    pub hops: u8,
+    /// Seconds since the sender last heard the peer (saturating).
+    pub age_s: u16,
+    /// Frame id of the embedded announce.
+    pub frame_id: u32,
+    /// The peer: `src` of the embedded announce.
+    pub peer: NodeId,
+    /// The announce body, signature included.
+    pub announce: Announce<'a>,
+}
+
+impl<'a> PeerSync<'a> {
+    /// Parses a PEER_SYNC body: hops in 1..=15, then a whole announce body. Does not verify the signature: see
+    /// [`Self::verify`].
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let (&[hops], rest) = take::<1>(body)?;
+        let (age, rest) = take::<2>(rest)?;
+        let (frame_id, rest) = take::<4>(rest)?;
+        let (peer, rest) = take::<8>(rest)?;
+        if hops == 0 || hops > MAX_TTL {
+            return Err(WireError::BadField);
+        }
+        let peer = NodeId(*peer);
+        if peer.is_broadcast() {
+            return Err(WireError::BroadcastSource);
+        }
+        Ok(PeerSync {
+            hops,
+            age_s: u16::from_be_bytes(*age),
+            frame_id: u32::from_be_bytes(*frame_id),
+            peer,
+            announce: Announce::parse(rest)?,
+        })
+    }
+
+    /// The header the embedded announce was signed with: ANNOUNCE from `peer` to everyone with `frame_id` (the
+    /// TTL, which no signature covers, is 0 here).
+    pub fn announce_header(&self) -> Header {
+        Header {
+            kind: Kind::Announce,
+            ttl: 0,
+            frame_id: self.frame_id,
+            src: self.peer,
+            dst: NodeId::BROADCAST,
+        }
+    }
+
+    /// Checks the embedded announce as if it had arrived on its own ([`Announce::verify`]).
+    pub fn verify(&self) -> Result<(), WireError> {
+        self.announce.verify(&self.announce_header())
+    }
+
+    /// Bytes the body takes.
+    pub fn buffer_len(&self) -> usize {
+        PEER_SYNC_FIXED_LEN + self.announce.buffer_len()
+    }
+
+    /// Writes the body into `buf[..self.buffer_len()]`.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`Self::buffer_len`].
+    pub fn emit(&self, buf: &mut [u8]) {
+        buf[0] = self.hops;
+        buf[1..3].copy_from_slice(&self.age_s.to_be_bytes());
+        buf[3..7].copy_from_slice(&self.frame_id.to_be_bytes());
+        buf[7..15].copy_from_slice(&self.peer.0);
+        self.announce
+            .emit(&mut buf[PEER_SYNC_FIXED_LEN..self.buffer_len()]);
+    }
+}
+
 /// BROADCAST body (PROTOCOL.md §5.2): a public message signed by its originator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Broadcast<'a> {

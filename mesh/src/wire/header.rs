@@ -45,6 +45,8 @@ pub enum WireError {
     UnknownKind(u8),
     /// TTL above [`MAX_TTL`].
     BadTtl(u8),
+    /// A link-local kind (PEER_SYNC) with a TTL other than 0.
+    LinkLocalTtl(u8),
     /// The source is the broadcast address.
     BroadcastSource,
     /// A kind that must be broadcast was addressed to one node, or the reverse, or a frame is addressed to its
@@ -69,6 +71,9 @@ impl fmt::Display for WireError {
             WireError::ReservedKind => f.write_str("reserved frame kind 0"),
             WireError::UnknownKind(k) => write!(f, "unknown frame kind {k:#04x}"),
             WireError::BadTtl(t) => write!(f, "TTL {t} above the maximum {MAX_TTL}"),
+            WireError::LinkLocalTtl(t) => {
+                write!(f, "link-local frame kind with TTL {t} (must be 0)")
+            }
             WireError::BroadcastSource => f.write_str("source is the broadcast address"),
             WireError::BadDestination => f.write_str("destination not allowed for this frame kind"),
             WireError::BadField => f.write_str("body field out of range"),
@@ -105,7 +110,9 @@ pub enum Kind {
     UnknownSession,
     /// 0x0a: a message sealed with a password channel key.
     Channel,
-    /// Any other value in 0x0b..=0x1f.
+    /// 0x0b: a known peer's signed announce handed to a new neighbour (link-local, TTL 0).
+    PeerSync,
+    /// Any other value in 0x0c..=0x1f.
     Unknown(u8),
 }
 
@@ -124,6 +131,7 @@ impl Kind {
             0x08 => Kind::Close,
             0x09 => Kind::UnknownSession,
             0x0a => Kind::Channel,
+            0x0b => Kind::PeerSync,
             other => Kind::Unknown(other),
         })
     }
@@ -141,6 +149,7 @@ impl Kind {
             Kind::Close => 0x08,
             Kind::UnknownSession => 0x09,
             Kind::Channel => 0x0a,
+            Kind::PeerSync => 0x0b,
             Kind::Unknown(c) => c & 0x1f,
         }
     }
@@ -158,6 +167,11 @@ impl Kind {
     /// True for the three handshake messages.
     pub fn is_handshake(self) -> bool {
         matches!(self, Kind::Handshake1 | Kind::Handshake2 | Kind::Handshake3)
+    }
+
+    /// True for kinds that only ever cross one link: they must carry TTL 0 (PROTOCOL.md §4.3).
+    pub fn is_link_local(self) -> bool {
+        matches!(self, Kind::PeerSync)
     }
 }
 
@@ -319,6 +333,9 @@ impl Header {
         if kind.is_broadcast() != dst.is_broadcast() {
             return Err(WireError::BadDestination);
         }
+        if kind.is_link_local() && ttl != 0 {
+            return Err(WireError::LinkLocalTtl(ttl));
+        }
         Ok(Header {
             kind,
             ttl,
@@ -430,6 +447,7 @@ mod tests {
         check(|b| b[6..14].fill(0xff), WireError::BroadcastSource);
         check(|b| b[14..22].fill(0xff), WireError::BadDestination); // unicast kind to broadcast
         check(|b| b[0] = 0x22, WireError::BadDestination); // broadcast kind to one node
+        check(|b| b[0] = 0x2b, WireError::LinkLocalTtl(7)); // PEER_SYNC must not travel
         check(
             |b| {
                 let src: [u8; 8] = b[6..14].try_into().unwrap();
