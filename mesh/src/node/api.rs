@@ -11,7 +11,7 @@ use crate::identity::{Fingerprint, NodeId};
 use crate::link::{LinkError, ReassemblyConfig};
 use crate::route::RouteConfig;
 pub use crate::route::{LinkId, MessageId};
-use crate::session::{SessionConfig, SessionError, SessionEvent};
+use crate::session::{SessionConfig, SessionError, SessionEvent, SessionRecord};
 use crate::time::Instant;
 use crate::wire::WireError;
 
@@ -56,6 +56,47 @@ pub enum Action {
         link: LinkId,
         /// The packet, at most `att_mtu - 3` bytes of that link.
         packet: Vec<u8>,
+    },
+    /// Make this record durable before performing any later action or publishing any later event (PROTOCOL.md
+    /// §6.11). Only emitted with [`SessionConfig::persist`] on.
+    Persist(Persist),
+}
+
+/// A change a node asks its runtime to store (PROTOCOL.md §6.11, §7.8). Replaying every record in order into a
+/// store and handing the store back through [`Node::import_pins`], [`Node::restore_session`],
+/// [`Node::restore_message`] and [`Node::restore_seen`] restarts the node where it stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Persist {
+    /// A session snapshot, a removed session or a pin.
+    Session(SessionRecord),
+    /// A private message the application handed to [`Node::send`]: keep it until [`Persist::OutboxRemove`].
+    OutboxAdd {
+        /// The peer.
+        to: NodeId,
+        /// Its id.
+        id: MessageId,
+        /// The payload.
+        payload: Vec<u8>,
+        /// When it is given up (`DeliveryFailed(Expired)`).
+        expires: Instant,
+    },
+    /// The message was acknowledged, expired or evicted: forget it.
+    OutboxRemove {
+        /// The peer.
+        to: NodeId,
+        /// Its id.
+        id: MessageId,
+    },
+    /// A private message from `from` was delivered: remember its id for `seen_lifetime` after `at`, so that a
+    /// restarted node does not deliver it again when the sender resends it.
+    Seen {
+        /// The sender.
+        from: NodeId,
+        /// The message id.
+        id: MessageId,
+        /// When it was delivered.
+        at: Instant,
     },
 }
 
@@ -241,6 +282,8 @@ pub struct NodeStats {
     /// Announces and hellos whose signed content equalled the last verified one of their src: liveness
     /// refreshed without a new signature check (PROTOCOL.md §7.2).
     pub announces_unchanged: u64,
+    /// Records handed to the runtime to store (`Action::Persist`).
+    pub persist_records: u64,
     /// Known peers' announces handed to new neighbours (PEER_SYNC frames sent).
     pub peer_syncs_sent: u64,
     /// PEER_SYNC frames received and accepted.

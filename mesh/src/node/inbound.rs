@@ -443,6 +443,11 @@ impl Node {
                     return self.count_wire();
                 };
                 if self.seen.insert(d.from, id, now) {
+                    self.persist(super::Persist::Seen {
+                        from: d.from,
+                        id,
+                        at: now,
+                    });
                     self.push_event(Event::MessageReceived {
                         from: d.from,
                         kind: MessageKind::Private,
@@ -465,6 +470,7 @@ impl Node {
                 };
                 for id in ids {
                     if self.outbox.ack(d.from, id) {
+                        self.persist(super::Persist::OutboxRemove { to: d.from, id });
                         self.push_event(Event::DeliveryConfirmed { to: d.from, id });
                     }
                 }

@@ -26,7 +26,7 @@ use crate::route::dup::DupCache;
 use crate::route::relay::PendingRelays;
 use crate::route::reliable::{encode_transport, Backoff, OutMessage, OutState, Outbox, SeenSet};
 use crate::route::tables::{Peers, Routes};
-use crate::session::{padded_len, Sessions, SEALED_OVERHEAD};
+use crate::session::{padded_len, SessionSnapshot, Sessions, SEALED_OVERHEAD};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Announce, Broadcast, FrameView, Kind};
 
@@ -215,11 +215,12 @@ impl Node {
         } else {
             OutState::Waiting
         };
+        let expires = now + self.config.route.outbox_lifetime;
         let msg = OutMessage {
             to: peer,
             id,
             payload: payload.to_vec(),
-            expires: now + self.config.route.outbox_lifetime,
+            expires,
             state,
         };
         if let Some(evicted) = self.outbox.push(msg) {
@@ -227,12 +228,22 @@ impl Node {
             if evicted.id == id && evicted.to == peer {
                 return Err(NodeError::OutboxFull);
             }
+            self.persist(Persist::OutboxRemove {
+                to: evicted.to,
+                id: evicted.id,
+            });
             self.push_event(Event::DeliveryFailed {
                 to: evicted.to,
                 id: evicted.id,
                 reason: DeliveryFailure::OutboxFull,
             });
         }
+        self.persist(Persist::OutboxAdd {
+            to: peer,
+            id,
+            payload: payload.to_vec(),
+            expires,
+        });
         if present {
             self.send_private(peer, id, payload, now);
         }
@@ -321,10 +332,72 @@ impl Node {
 
     /// Adopts the keys `peer` presented in a handshake refused for an identity mismatch (PROTOCOL.md §6.7).
     pub fn trust(&mut self, peer: NodeId) -> Result<(), NodeError> {
-        self.sessions
+        let r = self
+            .sessions
             .trust(peer)
             .map(|_| ())
-            .map_err(NodeError::from)
+            .map_err(NodeError::from);
+        self.drain_persist();
+        r
+    }
+
+    /// Adds pins from the store (before [`Node::restore_session`]). Returns how many were taken.
+    pub fn import_pins(&mut self, pins: &[(NodeId, crate::identity::PublicIdentity)]) -> usize {
+        self.sessions.import_pins(pins)
+    }
+
+    /// Every pin as `(node id, keys)`.
+    pub fn export_pins(&self) -> Vec<(NodeId, crate::identity::PublicIdentity)> {
+        self.sessions.export_pins()
+    }
+
+    /// Resumes a stored session without a handshake (PROTOCOL.md §6.11; see
+    /// [`crate::session::Sessions::restore`]).
+    pub fn restore_session(
+        &mut self,
+        snapshot: &SessionSnapshot,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        let r = self
+            .sessions
+            .restore(snapshot, now)
+            .map_err(NodeError::from);
+        self.pump(now);
+        r
+    }
+
+    /// Puts a stored, unacknowledged message back in the outbox (PROTOCOL.md §7.8). It waits for its peer to be
+    /// heard, then is sent again under the same id, so the receiver delivers it once. Messages past `expires`
+    /// fail at the next timeout. Refused with [`NodeError::OutboxFull`] when the outbox is full.
+    pub fn restore_message(
+        &mut self,
+        to: NodeId,
+        id: MessageId,
+        payload: &[u8],
+        expires: Instant,
+    ) -> Result<(), NodeError> {
+        if to == self.id || to.is_broadcast() {
+            return Err(NodeError::InvalidPeer);
+        }
+        if self.outbox.len() >= self.config.route.outbox_capacity {
+            return Err(NodeError::OutboxFull);
+        }
+        let msg = OutMessage {
+            to,
+            id,
+            payload: payload.to_vec(),
+            expires,
+            state: OutState::Waiting,
+        };
+        match self.outbox.push(msg) {
+            None => Ok(()),
+            Some(_) => Err(NodeError::OutboxFull),
+        }
+    }
+
+    /// Remembers a delivered message id from the store, so a resend of it is acknowledged but not delivered again.
+    pub fn restore_seen(&mut self, from: NodeId, id: MessageId, at: Instant) {
+        self.seen.insert(from, id, at);
     }
 
     /// The next packet to transmit.
@@ -408,7 +481,11 @@ impl Node {
         let actions: usize = self
             .actions
             .iter()
-            .map(|Action::Transmit { packet, .. }| packet.capacity() + 32)
+            .map(|a| match a {
+                Action::Transmit { packet, .. } => packet.capacity() + 32,
+                Action::Persist(Persist::OutboxAdd { payload, .. }) => payload.capacity() + 64,
+                Action::Persist(_) => core::mem::size_of::<Action>(),
+            })
             .sum();
         core::mem::size_of::<Node>()
             + self.sessions.memory_bytes()
@@ -482,11 +559,39 @@ impl Node {
         self.stats.frames_out = self.stats.frames_out.saturating_add(1);
         for packet in out {
             if self.actions.len() >= MAX_ACTIONS {
-                self.actions.pop_front();
+                // Persist records are never dropped: the oldest packet goes instead (or this one).
+                match self
+                    .actions
+                    .iter()
+                    .position(|a| matches!(a, Action::Transmit { .. }))
+                {
+                    Some(pos) => {
+                        self.actions.remove(pos);
+                    }
+                    None => {
+                        self.stats.actions_dropped = self.stats.actions_dropped.saturating_add(1);
+                        continue;
+                    }
+                }
                 self.stats.actions_dropped = self.stats.actions_dropped.saturating_add(1);
             }
             self.stats.packets_out = self.stats.packets_out.saturating_add(1);
             self.actions.push_back(Action::Transmit { link, packet });
+        }
+    }
+
+    /// Queues a record for the store, when persistence is on. Never dropped.
+    fn persist(&mut self, record: Persist) {
+        if self.config.session.persist {
+            self.stats.persist_records = self.stats.persist_records.saturating_add(1);
+            self.actions.push_back(Action::Persist(record));
+        }
+    }
+
+    /// Moves the session layer's records into the action queue.
+    fn drain_persist(&mut self) {
+        while let Some(r) = self.sessions.poll_persist() {
+            self.persist(Persist::Session(r));
         }
     }
 
@@ -558,6 +663,8 @@ impl Node {
 
     /// Drains the session layer: frames go on air, events are counted and passed on.
     fn pump(&mut self, now: Instant) {
+        // Records first: a frame sealed under a new nonce reservation must not go on air before it is stored.
+        self.drain_persist();
         while let Some(out) = self.sessions.poll_transmit() {
             self.originate(out.frame, now);
         }

@@ -27,6 +27,7 @@ impl Node {
         }
         for m in self.outbox.take_expired(now) {
             self.stats.outbox_expired = self.stats.outbox_expired.saturating_add(1);
+            self.persist(super::Persist::OutboxRemove { to: m.to, id: m.id });
             self.push_event(Event::DeliveryFailed {
                 to: m.to,
                 id: m.id,
@@ -180,7 +181,7 @@ mod tests {
         }
         // Hellos went out on the link (first at link_up, then each hello_interval).
         let hellos = core::iter::from_fn(|| n.poll_action())
-            .filter(|Action::Transmit { link, .. }| *link == LinkId(1))
+            .filter(|a| matches!(a, Action::Transmit { link, .. } if *link == LinkId(1)))
             .count();
         assert!(hellos >= 4, "{hellos} packets at {now:?}");
     }

@@ -248,6 +248,10 @@ pub enum SessionError {
     NoSession,
     /// `trust` without a rejected identity to adopt.
     NothingToTrust,
+    /// A stored session whose keys are not those pinned for its peer.
+    UntrustedIdentity,
+    /// A stored session for a peer that already has a session or a handshake.
+    AlreadyEstablished,
 }
 
 impl fmt::Display for SessionError {
@@ -276,6 +280,12 @@ impl fmt::Display for SessionError {
             SessionError::NonceExhausted => f.write_str("nonce counter exhausted"),
             SessionError::NoSession => f.write_str("no session with that peer"),
             SessionError::NothingToTrust => f.write_str("no rejected identity to trust"),
+            SessionError::UntrustedIdentity => {
+                f.write_str("stored session keys differ from the peer's pinned keys")
+            }
+            SessionError::AlreadyEstablished => {
+                f.write_str("the peer already has a session or a handshake in progress")
+            }
         }
     }
 }

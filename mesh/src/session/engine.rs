@@ -290,11 +290,18 @@ impl Sessions {
         confirm: Option<Vec<u8>>,
         now: Instant,
     ) {
-        self.pins.pin_new(peer, &remote);
+        let first_pin = self.pins.get(&peer).is_none();
+        if self.pins.pin_new(peer, &remote) && first_pin && self.cfg.persist {
+            self.persisted.pin(peer, remote);
+        }
+        let mut tx = Sender::new(keys.send.clone(), now);
+        if self.cfg.persist {
+            tx.set_reservation_block(self.cfg.nonce_reservation);
+        }
         let session = Session {
             id,
             remote,
-            tx: Sender::new(keys.send.clone(), now),
+            tx,
             rx: Receiver::new(keys.recv.clone()),
             established: now,
             last_activity: now,

@@ -8,6 +8,7 @@
 //! second). Nothing reachable from input bytes panics.
 
 mod handshake;
+mod persist;
 mod replay;
 mod table;
 mod timers;
@@ -22,8 +23,9 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 pub use handshake::{HandshakeFailure, NOISE_PARAMS, PROLOGUE_LABEL};
+pub use persist::{SessionRecord, SessionSnapshot};
 pub use replay::{ReplayError, ReplayWindow, WINDOW as REPLAY_WINDOW};
-pub use timers::SessionConfig;
+pub use timers::{SessionConfig, NONCE_RESERVATION};
 pub use transport::{aead_nonce, padded_len, rekey, unpadded_len, Key, SEALED_OVERHEAD};
 pub use trust::{PinCheck, PinStore};
 
@@ -62,6 +64,7 @@ pub struct Sessions {
     events: VecDeque<SessionEvent>,
     drops: DropCounters,
     last_stranger_reply: Option<Instant>,
+    persisted: persist::Persisted,
 }
 
 impl fmt::Debug for Sessions {
@@ -92,6 +95,7 @@ impl Sessions {
             events: VecDeque::new(),
             drops: DropCounters::default(),
             last_stranger_reply: None,
+            persisted: persist::Persisted::default(),
         }
     }
 
@@ -206,9 +210,14 @@ impl Sessions {
 
     /// Re-trusts `peer` after an [`SessionEvent::UntrustedIdentity`]: its pin becomes the keys it last presented.
     pub fn trust(&mut self, peer: NodeId) -> Result<PublicIdentity, SessionError> {
-        self.pins
+        let keys = self
+            .pins
             .trust_presented(peer)
-            .ok_or(SessionError::NothingToTrust)
+            .ok_or(SessionError::NothingToTrust)?;
+        if self.cfg.persist {
+            self.persisted.pin(peer, keys);
+        }
+        Ok(keys)
     }
 
     /// Every pin as `(node id, keys)`, for persistence.

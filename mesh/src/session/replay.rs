@@ -44,6 +44,28 @@ impl ReplayWindow {
         Self::default()
     }
 
+    /// A window that refuses every nonce up to `highest` (as if all of them had been marked) and accepts every
+    /// one above: how a receiver resumes when it cannot know which nonces below its stored highest it accepted.
+    pub fn restored(highest: Option<u64>) -> Self {
+        let Some(h) = highest else {
+            return Self::new();
+        };
+        let mut ring = [u64::MAX; WORDS];
+        if let Some(w) = ring.get_mut(word_index(h)) {
+            // Bits above `h` in its word stand for nonces not yet seen.
+            let keep = h % BITS;
+            *w = if keep == BITS - 1 {
+                u64::MAX
+            } else {
+                (1u64 << (keep + 1)) - 1
+            };
+        }
+        ReplayWindow {
+            ring,
+            highest: Some(h),
+        }
+    }
+
     /// The highest nonce marked so far.
     pub fn highest(&self) -> Option<u64> {
         self.highest
@@ -102,6 +124,22 @@ mod tests {
         w.will_accept(n)?;
         w.mark(n);
         Ok(())
+    }
+
+    #[test]
+    fn restored_window_refuses_everything_up_to_highest_and_nothing_above() {
+        for h in [0u64, 5, 63, 64, 1000, 1023, 1024, 5000] {
+            let mut w = ReplayWindow::restored(Some(h));
+            for n in h.saturating_sub(1100)..=h {
+                assert!(w.will_accept(n).is_err(), "h {h} n {n}");
+            }
+            // Above it, in any order, each once.
+            for n in [h + 3, h + 1, h + 64, h + 2, h + 70, h + 65] {
+                assert_eq!(accept(&mut w, n), Ok(()), "h {h} n {n}");
+                assert_eq!(accept(&mut w, n), Err(ReplayError::Replay));
+            }
+        }
+        assert_eq!(ReplayWindow::restored(None), ReplayWindow::new());
     }
 
     #[test]

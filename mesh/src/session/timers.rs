@@ -45,6 +45,10 @@ pub const MAX_PINS: usize = 1024;
 pub const PADDING_BUCKETS: [usize; 6] = [32, 64, 128, 256, 512, 1024];
 /// TTL of originated frames (PROTOCOL.md §4.3).
 pub const DEFAULT_TTL: u8 = crate::wire::DEFAULT_TTL;
+/// Send nonces reserved at a time when sessions are persisted (PROTOCOL.md §6.11): each reservation costs one
+/// durable write before the first nonce of the block goes on air; 128 makes that about 8 writes per direction in a
+/// session's 1000 messages (acknowledgements included), and a crash skips at most 128 nonces of 2^64.
+pub const NONCE_RESERVATION: u64 = 128;
 /// UNKNOWN_SESSION replies per peer: at most one per this interval (PROTOCOL.md §5.5).
 pub const UNKNOWN_SESSION_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -88,6 +92,10 @@ pub struct SessionConfig {
     pub padding_buckets: Vec<usize>,
     /// [`DEFAULT_TTL`].
     pub default_ttl: u8,
+    /// Emit session snapshots for durable storage (PROTOCOL.md §6.11): off unless the runtime stores them.
+    pub persist: bool,
+    /// [`NONCE_RESERVATION`].
+    pub nonce_reservation: u64,
 }
 
 impl Default for SessionConfig {
@@ -111,6 +119,8 @@ impl Default for SessionConfig {
             max_pins: MAX_PINS,
             padding_buckets: PADDING_BUCKETS.to_vec(),
             default_ttl: DEFAULT_TTL,
+            persist: false,
+            nonce_reservation: NONCE_RESERVATION,
         }
     }
 }

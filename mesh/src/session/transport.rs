@@ -84,6 +84,36 @@ pub struct Sender {
     nonce: u64,
     epoch_started: Instant,
     in_epoch: u64,
+    /// Every nonce below this may be in use (a durable reservation when sessions are persisted).
+    reserved: u64,
+    /// Nonces reserved at a time; 0 when nothing is persisted.
+    block: u64,
+}
+
+/// The send half's state at rest (PROTOCOL.md §6.11).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SenderState {
+    /// Key of the current epoch.
+    pub key: Key,
+    /// Absolute epoch.
+    pub epoch: u32,
+    /// When the epoch began.
+    pub epoch_started: Instant,
+    /// Frames sealed in it.
+    pub in_epoch: u64,
+    /// Nonces below this may have been used: a restored sender starts here.
+    pub reserved: u64,
+}
+
+/// The receive half's state at rest (PROTOCOL.md §6.11).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReceiverState {
+    /// Key of the current epoch.
+    pub key: Key,
+    /// Absolute epoch.
+    pub epoch: u32,
+    /// The highest nonce accepted: a restored receiver refuses it and everything below.
+    pub highest: Option<u64>,
 }
 
 /// The receive half of a session.
@@ -142,6 +172,44 @@ impl Sender {
             nonce: 0,
             epoch_started: now,
             in_epoch: 0,
+            reserved: 0,
+            block: 0,
+        }
+    }
+
+    /// Reserves nonces `block` at a time from now on (0: no reservations, nothing is persisted).
+    pub fn set_reservation_block(&mut self, block: u64) {
+        self.block = block;
+    }
+
+    /// Nonces below this may be in use.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// The state to store; with the reservation that covers every nonce sealed so far.
+    pub fn state(&self) -> SenderState {
+        SenderState {
+            key: self.key.clone(),
+            epoch: self.epoch,
+            epoch_started: self.epoch_started,
+            in_epoch: self.in_epoch,
+            reserved: self.reserved.max(self.nonce),
+        }
+    }
+
+    /// A sender resumed from `state`: its next nonce is the first one past the stored reservation, so no nonce
+    /// sealed before the state was stored, or after it and before a crash, is ever sealed again.
+    pub fn restore(state: &SenderState, block: u64) -> Self {
+        Sender {
+            cipher: ChaCha20Poly1305::new(&state.key.0.into()),
+            key: state.key.clone(),
+            epoch: state.epoch,
+            nonce: state.reserved,
+            epoch_started: state.epoch_started,
+            in_epoch: state.in_epoch,
+            reserved: state.reserved,
+            block,
         }
     }
 
@@ -181,6 +249,10 @@ impl Sender {
     ) -> Option<Vec<u8>> {
         if self.nonce == RESERVED_NONCE {
             return None;
+        }
+        if self.block > 0 && self.nonce >= self.reserved {
+            // A new block: whoever persists this session stores it before the frame goes on air.
+            self.reserved = self.nonce.saturating_add(self.block);
         }
         let body_len = padded_len(plaintext.len(), buckets).unwrap_or(plaintext.len());
         let padded = body_len != plaintext.len();
@@ -231,6 +303,32 @@ impl Receiver {
     /// Absolute epoch of the receive direction.
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// The highest nonce accepted.
+    pub fn highest(&self) -> Option<u64> {
+        self.window.highest()
+    }
+
+    /// The state to store.
+    pub fn state(&self) -> ReceiverState {
+        ReceiverState {
+            key: self.key.clone(),
+            epoch: self.epoch,
+            highest: self.window.highest(),
+        }
+    }
+
+    /// A receiver resumed from `state`: nonces up to the stored highest are refused (they may have been accepted
+    /// before the state was stored or after it); the previous epoch's key is not kept.
+    pub fn restore(state: &ReceiverState) -> Self {
+        Receiver {
+            cipher: ChaCha20Poly1305::new(&state.key.0.into()),
+            key: state.key.clone(),
+            epoch: state.epoch,
+            previous: None,
+            window: ReplayWindow::restored(state.highest),
+        }
     }
 
     /// Opens the sealed frame `frame` (already header-checked, kind sealed). Returns the plaintext, unpadded.

@@ -2,8 +2,11 @@
 //! queues stamped with literal delivery times, and seeded loss / duplication / reordering. Deterministic.
 #![allow(dead_code)]
 
-use mesh::identity::{Identity, NodeId};
-use mesh::node::{Action, Event, LinkId, Node, NodeConfig, RelayPolicy};
+use std::collections::BTreeMap;
+
+use mesh::identity::{Identity, NodeId, PublicIdentity};
+use mesh::node::{Action, Event, LinkId, MessageId, Node, NodeConfig, Persist, RelayPolicy};
+use mesh::session::{SessionRecord, SessionSnapshot};
 use mesh::time::{Duration, Instant};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -21,8 +24,52 @@ pub fn config(i: usize, policy: RelayPolicy) -> NodeConfig {
     c
 }
 
+/// What a runtime's store holds for one node: every `Action::Persist` applied in order.
+#[derive(Default)]
+pub struct Store {
+    pub sessions: BTreeMap<NodeId, SessionSnapshot>,
+    pub pins: BTreeMap<NodeId, PublicIdentity>,
+    pub outbox: BTreeMap<(NodeId, MessageId), (Vec<u8>, Instant)>,
+    pub seen: BTreeMap<(NodeId, MessageId), Instant>,
+    pub records: u64,
+}
+
+impl Store {
+    fn apply(&mut self, p: Persist) {
+        self.records += 1;
+        match p {
+            Persist::Session(SessionRecord::Snapshot(s)) => {
+                self.sessions.insert(s.peer_id(), s);
+            }
+            Persist::Session(SessionRecord::Removed { peer }) => {
+                self.sessions.remove(&peer);
+            }
+            Persist::Session(SessionRecord::Pin { peer, keys }) => {
+                self.pins.insert(peer, keys);
+            }
+            Persist::OutboxAdd {
+                to,
+                id,
+                payload,
+                expires,
+            } => {
+                self.outbox.insert((to, id), (payload, expires));
+            }
+            Persist::OutboxRemove { to, id } => {
+                self.outbox.remove(&(to, id));
+            }
+            Persist::Seen { from, id, at } => {
+                self.seen.insert((from, id), at);
+            }
+            other => panic!("unexpected record {other:?}"),
+        }
+    }
+}
+
 pub struct Medium {
     pub nodes: Vec<Node>,
+    pub configs: Vec<NodeConfig>,
+    pub stores: Vec<Store>,
     pub links: Vec<(usize, usize)>,
     pub up: Vec<bool>,
     pub now: Instant,
@@ -50,12 +97,14 @@ impl Medium {
         let now = Instant::from_millis(1_000);
         let n = configs.len();
         let nodes = configs
-            .into_iter()
+            .iter()
             .enumerate()
-            .map(|(i, c)| Node::new(identity(i), c, [i as u8 + 7; 32], now))
+            .map(|(i, c)| Node::new(identity(i), c.clone(), [i as u8 + 7; 32], now))
             .collect();
         Medium {
             nodes,
+            stores: (0..n).map(|_| Store::default()).collect(),
+            configs,
             links: Vec::new(),
             up: Vec::new(),
             now,
@@ -109,8 +158,13 @@ impl Medium {
     fn collect(&mut self) {
         for i in 0..self.nodes.len() {
             while let Some(a) = self.nodes[i].poll_action() {
-                let Action::Transmit { link, packet } = a else {
-                    continue;
+                let (link, packet) = match a {
+                    Action::Transmit { link, packet } => (link, packet),
+                    Action::Persist(p) => {
+                        self.stores[i].apply(p);
+                        continue;
+                    }
+                    _ => continue,
                 };
                 self.transmissions += 1;
                 let Some(&(x, y)) = self.links.get(link.0 as usize) else {
@@ -179,6 +233,40 @@ impl Medium {
     pub fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
         self.run_until(end);
+    }
+
+    /// Node `i`'s process dies and starts again from its store alone (a new RNG seed): its links drop (packets in
+    /// flight on them are lost) and come back as new links.
+    pub fn restart(&mut self, i: usize, seed: u8) {
+        self.collect();
+        let now = self.now;
+        let mine: Vec<usize> = (0..self.links.len())
+            .filter(|l| self.up[*l] && (self.links[*l].0 == i || self.links[*l].1 == i))
+            .collect();
+        for &l in &mine {
+            self.up[l] = false;
+            let (a, b) = self.links[l];
+            let other = if a == i { b } else { a };
+            self.nodes[other].link_down(LinkId(l as u32), now);
+        }
+        let store = &self.stores[i];
+        let mut node = Node::new(identity(i), self.configs[i].clone(), [seed; 32], now);
+        let pins: Vec<_> = store.pins.iter().map(|(p, k)| (*p, *k)).collect();
+        node.import_pins(&pins);
+        for s in store.sessions.values() {
+            node.restore_session(s, now).unwrap();
+        }
+        for ((to, id), (payload, expires)) in &store.outbox {
+            node.restore_message(*to, *id, payload, *expires).unwrap();
+        }
+        for ((from, id), at) in &store.seen {
+            node.restore_seen(*from, *id, *at);
+        }
+        self.nodes[i] = node;
+        for &l in &mine {
+            let (a, b) = self.links[l];
+            self.connect(a, b);
+        }
     }
 
     pub fn take_events(&mut self, i: usize) -> Vec<Event> {
