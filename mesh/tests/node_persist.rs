@@ -108,3 +108,30 @@ fn a_receiver_restarted_before_its_ack_arrived_does_not_deliver_twice() {
     assert!(m.nodes[0].stats().retries >= 1);
     assert!(m.nodes[2].stats().duplicate_messages >= 1);
 }
+
+#[test]
+fn when_the_peer_lost_the_session_a_new_handshake_carries_the_messages() {
+    let mut m = persisting_line(3);
+    let c = m.id(2);
+    let now = m.now;
+    m.nodes[0].send(c, b"first", now).unwrap();
+    m.run_for(Duration::from_secs(3));
+    assert_eq!(received(&m.take_events(2), b"first"), 1);
+    // The far end loses everything it stored: it comes back with its identity and nothing else.
+    m.stores[2] = node_medium::Store::default();
+    m.restart(2, 5);
+    m.run_for(Duration::from_secs(2));
+    let now = m.now;
+    let ids: Vec<_> = (0..3)
+        .map(|i| m.nodes[0].send(c, format!("again {i}").as_bytes(), now).unwrap())
+        .collect();
+    m.run_for(Duration::from_secs(60));
+    let at_c = m.take_events(2);
+    let at_a = m.take_events(0);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(received(&at_c, format!("again {i}").as_bytes()), 1);
+        assert_eq!(confirmed(&at_a, *id), 1);
+    }
+    assert_eq!(established(&at_c), 1, "one fresh handshake");
+    assert!(m.stores[0].outbox.is_empty());
+}
