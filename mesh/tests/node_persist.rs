@@ -123,7 +123,11 @@ fn when_the_peer_lost_the_session_a_new_handshake_carries_the_messages() {
     m.run_for(Duration::from_secs(2));
     let now = m.now;
     let ids: Vec<_> = (0..3)
-        .map(|i| m.nodes[0].send(c, format!("again {i}").as_bytes(), now).unwrap())
+        .map(|i| {
+            m.nodes[0]
+                .send(c, format!("again {i}").as_bytes(), now)
+                .unwrap()
+        })
         .collect();
     m.run_for(Duration::from_secs(60));
     let at_c = m.take_events(2);

@@ -13,7 +13,6 @@ use hal::udp::UdpRadio;
 use hal::Radio;
 use mesh::identity::Identity;
 use mesh::node::{Event, MessageKind, Node, NodeConfig};
-use mesh::time::Instant;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
@@ -120,7 +119,7 @@ impl Backend {
         match self {
             Backend::Udp { radio, .. } => radio.process(std::time::Instant::now()),
             Backend::Ble { .. } => {}
-            Backend::Sim(sim) => sim.process(clock.now()),
+            Backend::Sim(sim) => sim.process(clock),
         }
     }
 
@@ -133,7 +132,7 @@ impl Backend {
                 let medium = sim
                     .medium
                     .next_wakeup()
-                    .map(|t| Instant::from_millis(t.as_micros().div_ceil(1_000)));
+                    .map(|t| clock.after_start(t.as_micros().div_ceil(1_000)));
                 let nodes = sim.peers.iter().filter_map(|p| p.node.poll_timeout()).min();
                 [medium, nodes]
                     .into_iter()
@@ -168,9 +167,10 @@ impl Backend {
 }
 
 impl SimPeers {
-    fn process(&mut self, now: Instant) {
+    fn process(&mut self, clock: &Clock) {
+        let now = clock.now();
         self.medium
-            .advance(SimInstant::from_millis(now.total_millis()));
+            .advance(SimInstant::from_millis(clock.since_start_ms(now)));
         self.medium.take_ready(&mut self.ready);
         for (i, driver) in self.peers.iter_mut().enumerate() {
             let Some(mut radio) = self.medium.radio(i + 1) else {

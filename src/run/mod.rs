@@ -24,29 +24,53 @@ use tokio::sync::{broadcast, mpsc, Semaphore};
 pub use config::RunArgs;
 use config::{LogFormat, RadioKind, Settings};
 
-/// Node time: milliseconds since the process started, on the monotonic clock tokio also uses.
+/// Node time: wall-clock milliseconds since the Unix epoch as read once at start, advanced by the monotonic clock
+/// tokio also uses. Sessions at rest store instants of this clock (PROTOCOL.md §6.11), so it must continue across
+/// restarts: a session's age keeps running while the node is down. A wall clock set back between two runs makes
+/// stored sessions look younger by that much (their message limits still hold); one set forward ages them.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     start: tokio::time::Instant,
+    origin_ms: u64,
 }
 
 impl Clock {
     /// A clock starting now.
     pub fn new() -> Self {
+        let origin_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
         Clock {
             start: tokio::time::Instant::now(),
+            origin_ms,
         }
+    }
+
+    /// Milliseconds since this process started.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The node's `now`.
     pub fn now(&self) -> Instant {
-        let ms = self.start.elapsed().as_millis();
-        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+        Instant::from_millis(self.origin_ms.saturating_add(self.uptime_ms()))
+    }
+
+    /// Milliseconds from this process's start to `t` (0 for earlier instants): the time base of the simulated
+    /// medium of `--radio sim`.
+    pub fn since_start_ms(&self, t: Instant) -> u64 {
+        t.total_millis().saturating_sub(self.origin_ms)
+    }
+
+    /// The node instant `ms` milliseconds after this process started.
+    pub fn after_start(&self, ms: u64) -> Instant {
+        Instant::from_millis(self.origin_ms.saturating_add(ms))
     }
 
     /// A node instant as a point on the tokio clock.
     pub fn to_tokio(self, t: Instant) -> tokio::time::Instant {
-        self.start + std::time::Duration::from_millis(t.total_millis())
+        self.start + std::time::Duration::from_millis(self.since_start_ms(t))
     }
 }
 

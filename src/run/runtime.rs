@@ -208,7 +208,7 @@ impl Loop {
 
     fn handle(&mut self, command: Command, now: mesh::time::Instant) -> Reply {
         let reply = match command {
-            Command::Status => Ok(self.status(now)),
+            Command::Status => Ok(self.status()),
             Command::Fingerprint => Ok(json!({
                 "id": self.driver.node.node_id().to_string(),
                 "fingerprint": self.fingerprint(),
@@ -281,7 +281,7 @@ impl Loop {
         self.fingerprint.clone()
     }
 
-    fn status(&self, now: mesh::time::Instant) -> Value {
+    fn status(&self) -> Value {
         let peers = self.driver.node.peers();
         let sessions = peers
             .iter()
@@ -291,7 +291,7 @@ impl Loop {
             "id": self.driver.node.node_id().to_string(),
             "fingerprint": self.fingerprint(),
             "radio": self.radio_name,
-            "uptime_s": now.total_millis() / 1000,
+            "uptime_s": self.clock.uptime_ms() / 1000,
             "links": self.driver.links_up(),
             "neighbours": self.driver.node.neighbours().len(),
             "peers": peers.len(),
