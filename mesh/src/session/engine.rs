@@ -298,23 +298,14 @@ impl Sessions {
         if self.cfg.persist {
             tx.set_reservation_block(self.cfg.nonce_reservation);
         }
-        let session = Session {
+        let session = Session::new(
             id,
             remote,
             tx,
-            rx: Receiver::new(keys.recv.clone()),
-            established: now,
-            last_activity: now,
-            messages: 0,
-            tx_frames: 0,
-            tx_bytes: 0,
-            rx_frames: 0,
-            rx_bytes: 0,
-            retired_until: None,
-            renewal_retry_at: None,
-            hard_limit: false,
+            Receiver::new(keys.recv.clone()),
+            now,
             confirm,
-        };
+        );
         drop(keys);
         let grace = now + self.cfg.renewal_grace;
         let Some(p) = self.table.get_mut(&peer) else {

@@ -257,23 +257,16 @@ impl Sessions {
             epoch: snapshot.rx_epoch,
             highest: snapshot.rx_highest,
         });
-        let session = Session {
-            id: snapshot.session_id,
+        let mut session = Session::new(
+            snapshot.session_id,
             remote,
             tx,
             rx,
-            established: Instant::from_millis(snapshot.established_ms),
-            last_activity: Instant::from_millis(snapshot.last_activity_ms),
-            messages: snapshot.messages,
-            tx_frames: 0,
-            tx_bytes: 0,
-            rx_frames: 0,
-            rx_bytes: 0,
-            retired_until: None,
-            renewal_retry_at: None,
-            hard_limit: false,
-            confirm: None,
-        };
+            Instant::from_millis(snapshot.established_ms),
+            None,
+        );
+        session.last_activity = Instant::from_millis(snapshot.last_activity_ms);
+        session.messages = snapshot.messages;
         let stamp = Stamp::of(&session);
         let p = self.table.get_mut(&peer).ok_or(SessionError::TableFull)?;
         p.current = Some(session);

@@ -55,6 +55,34 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session established at `established` with no traffic yet.
+    pub fn new(
+        id: u8,
+        remote: PublicIdentity,
+        tx: Sender,
+        rx: Receiver,
+        established: Instant,
+        confirm: Option<Vec<u8>>,
+    ) -> Self {
+        Session {
+            id,
+            remote,
+            tx,
+            rx,
+            established,
+            last_activity: established,
+            messages: 0,
+            tx_frames: 0,
+            tx_bytes: 0,
+            rx_frames: 0,
+            rx_bytes: 0,
+            retired_until: None,
+            renewal_retry_at: None,
+            hard_limit: false,
+            confirm,
+        }
+    }
+
     /// The limit clock of this session.
     pub fn clock(&self, renewing: bool) -> Clock {
         let (tx_epoch_started, tx_in_epoch) = self.tx.epoch_clock();
