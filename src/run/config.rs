@@ -72,6 +72,18 @@ pub struct FileConfig {
     /// The runtime's own bounds.
     #[serde(default)]
     pub runtime: RuntimeFile,
+    /// The store's bounds.
+    #[serde(default)]
+    pub store: StoreFile,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// Peers remembered at most (nickname, first and last seen); beyond it the unpinned one heard of longest ago
+    /// is forgotten. Pins are never forgotten this way.
+    pub max_peer_records: Option<usize>,
 }
 
 /// `[log]`.
@@ -227,6 +239,8 @@ pub struct Settings {
     pub control_queue: usize,
     /// Control connections at once.
     pub max_control_clients: usize,
+    /// Peer records the store keeps.
+    pub max_peer_records: usize,
 }
 
 /// The default data directory: `$HOME/.local/share/meshnode`.
@@ -376,6 +390,15 @@ impl Settings {
                 file.runtime.max_control_clients,
                 16,
             )?,
+            max_peer_records: match file.store.max_peer_records {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "[store] max_peer_records must be at least 1".into(),
+                    ))
+                }
+                Some(n) => n,
+                None => meshnode::store::peers::DEFAULT_MAX_PEER_RECORDS,
+            },
         })
     }
 }
@@ -395,6 +418,7 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/meshnode"));
         assert_eq!(s.udp.static_peers.len(), 1);
         assert_eq!(s.log_filter, "info");
+        assert_eq!(s.max_peer_records, 4096);
         assert_eq!(
             s.passphrase,
             PassphraseSource::File(PathBuf::from("/etc/meshnode/passphrase"))

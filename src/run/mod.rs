@@ -160,6 +160,9 @@ fn open_store(settings: &Settings) -> Result<Unlocked, RunError> {
     let started = std::time::Instant::now();
     let unlocked = sealed.unlock(unlock)?;
     let took_ms = started.elapsed().as_millis();
+    unlocked
+        .store
+        .set_max_peer_records(settings.max_peer_records);
     match unlocked.origin {
         Origin::Created => tracing::info!(db = %db.display(), "created a new identity"),
         Origin::Migrated => {

@@ -341,6 +341,7 @@ impl Loop {
             "events_published": self.events_published,
             "control_calls": self.calls_answered,
             "memory_bytes": self.driver.node.memory_bytes(),
+            "store": self.store.peer_stats(),
         })
     }
 

@@ -23,7 +23,7 @@
 //! | `identity` | `keys` | public keys and node id in clear, key source (Argon2id salt and parameters, or the stored key of a store without passphrase), secret keys sealed with XChaCha20-Poly1305 (v1) |
 //! | `peers` | peer node id (8 bytes) | pin (keys, trusted by user, pinned at), nickname, first and last seen (v1); see [`peers`] |
 //! | `sessions` | peer node id (8 bytes) | *to be filled*: the session's transport keys and counters, sealed with [`StorageKey::seal`], associated data `associated_data("session", &[b"sessions", key, &[version]])` |
-//! | `nonces` | peer node id (8) ‖ direction (1: 0 = send, 1 = receive) | *to be filled*: the highest nonce reserved, `u64`; written and flushed before any nonce above the previous reservation goes on air |
+//! | `nonces` | peer node id (8 bytes) | *to be filled*: the highest send nonce reserved for the session with that peer, `u64`; written and flushed before any nonce above the previous reservation goes on air |
 //! | `outbox` | message id (8, big-endian) | *to be filled*: destination node id, payload sealed with the storage key, created at, attempts |
 //! | `seen` | sender node id (8) ‖ message id (8, big-endian) | *to be filled*: Unix seconds received, `u64`; pruned by age; makes delivery exactly-once across restarts |
 //!
@@ -62,7 +62,7 @@ use sled::Transactional;
 pub use error::StoreError;
 pub use key::{associated_data, KdfParams, Passphrase, PassphraseError, StorageKey};
 pub use legacy::LEGACY_KEY_FILE;
-pub use peers::{PeerRecord, Pin};
+pub use peers::{PeerRecord, PeerStats, Pin};
 pub use schema::CURRENT_SCHEMA;
 
 use identity::{IdentityRecord, IDENTITY_KEY};
@@ -252,6 +252,7 @@ pub struct Store {
     key: StorageKey,
     node_id: NodeId,
     protection: Protection,
+    peer_bound: peers::PeerBound,
     _lock: files::DirLock,
 }
 
@@ -404,6 +405,8 @@ impl SealedStore {
                     legacy::wipe(&old.path)?;
                     tracing::info!(path = %old.path.display(), "removed the old identity file, already migrated");
                 }
+                // Counted once here (sled's `len` walks the tree), then kept up to date by the peers code.
+                let peer_count = trees.get(TreeName::Peers).len();
                 let store = Store {
                     data_dir,
                     db_path,
@@ -412,6 +415,7 @@ impl SealedStore {
                     key,
                     node_id: identity.node_id(),
                     protection: record.protection(),
+                    peer_bound: peers::PeerBound::new(peer_count),
                     _lock: lock,
                 };
                 Ok(Unlocked {
@@ -562,6 +566,7 @@ fn create(
         key,
         node_id: identity.node_id(),
         protection: record.protection(),
+        peer_bound: peers::PeerBound::new(0),
         _lock: lock,
     };
     Ok((store, identity))

@@ -4,7 +4,12 @@
 //!
 //! Invariant: a stored pin's keys own the id they are stored under (checked on write and on read); a pin is flushed
 //! to disk before [`super::Store::save_pin`] returns, so the node never uses a pin that a crash could forget.
-//! Read-modify-write happens in one sled transaction per record.
+//! Read-modify-write happens in one sled transaction per record. The tree holds at most
+//! [`super::Store::set_max_peer_records`] records for peers merely seen: a new one evicts the unpinned record
+//! heard of longest ago, or is refused when every record holds a pin; both are counted ([`PeerStats`]). Pins are
+//! never evicted (forgetting one would let changed keys in unnoticed); they are bounded by the node's pin store.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use mesh::identity::{NodeId, PublicIdentity};
 use serde::{Deserialize, Serialize};
@@ -16,6 +21,42 @@ use super::{Store, StoreError, TreeName};
 
 /// Longest nickname kept, in bytes (what announces carry).
 pub const MAX_NICKNAME: usize = 32;
+/// Peer records kept by default.
+pub const DEFAULT_MAX_PEER_RECORDS: usize = 4096;
+
+/// The bound on the peers tree and what it dropped.
+#[derive(Debug)]
+pub(super) struct PeerBound {
+    limit: AtomicUsize,
+    records: AtomicUsize,
+    evicted: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl PeerBound {
+    /// A bound over a tree holding `records` records.
+    pub fn new(records: usize) -> PeerBound {
+        PeerBound {
+            limit: AtomicUsize::new(DEFAULT_MAX_PEER_RECORDS),
+            records: AtomicUsize::new(records),
+            evicted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The peers tree's size, bound and drops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PeerStats {
+    /// Records held.
+    pub records: usize,
+    /// Records held at most (pins may exceed it).
+    pub limit: usize,
+    /// Unpinned records evicted to make room.
+    pub evicted: u64,
+    /// Sightings of new peers not recorded because every record held a pin.
+    pub refused: u64,
+}
 
 /// A pinned identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +97,15 @@ pub struct PeerRecord {
 impl Record for PeerRecord {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "peer record";
+}
+
+/// Whether a new record must fit the bound.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Pins: always written.
+    Always,
+    /// Sightings: only within the bound.
+    WithinBound,
 }
 
 /// `s` cut to at most `max` bytes at a char boundary.
@@ -101,6 +151,22 @@ impl Store {
         }
     }
 
+    /// Sets how many peer records the tree keeps (at least 1); see the module documentation.
+    pub fn set_max_peer_records(&self, limit: usize) {
+        self.peer_bound.limit.store(limit.max(1), Ordering::Relaxed);
+    }
+
+    /// The peers tree's size, bound and drops.
+    pub fn peer_stats(&self) -> PeerStats {
+        let b = &self.peer_bound;
+        PeerStats {
+            records: b.records.load(Ordering::Relaxed),
+            limit: b.limit.load(Ordering::Relaxed),
+            evicted: b.evicted.load(Ordering::Relaxed),
+            refused: b.refused.load(Ordering::Relaxed),
+        }
+    }
+
     /// Pins `keys` for `id` (replacing an older pin) and flushes before returning. `trusted_by_user`: the user
     /// accepted these keys explicitly. The keys must own `id`.
     pub fn save_pin(
@@ -116,7 +182,7 @@ impl Store {
                 owner: keys.node_id().to_string(),
             });
         }
-        self.update_peer(id, now_unix, |r| {
+        self.update_peer(id, now_unix, Room::Always, |r| {
             r.pin = Some(Pin {
                 ed25519: keys.ed25519,
                 x25519: keys.x25519,
@@ -129,7 +195,10 @@ impl Store {
 
     /// Forgets the pin of `id` (the record's nickname and times stay), flushed before returning.
     pub fn remove_pin(&self, id: NodeId, now_unix: u64) -> Result<(), StoreError> {
-        self.update_peer(id, now_unix, |r| r.pin = None)?;
+        if self.peer(id)?.is_none() {
+            return Ok(());
+        }
+        self.update_peer(id, now_unix, Room::Always, |r| r.pin = None)?;
         self.flush()
     }
 
@@ -142,30 +211,42 @@ impl Store {
         now_unix: u64,
     ) -> Result<(), StoreError> {
         let nickname = truncate(nickname, MAX_NICKNAME);
-        self.update_peer(id, now_unix, |r| {
+        self.update_peer(id, now_unix, Room::WithinBound, |r| {
             r.nickname = nickname.to_string();
             r.last_seen = r.last_seen.max(now_unix);
         })
     }
 
     /// Reads the record of `id` (or a new one first seen now), applies `change`, writes it, in one transaction.
+    /// A new record first needs room (see the module documentation).
     fn update_peer(
         &self,
         id: NodeId,
         now_unix: u64,
+        room: Room,
         change: impl Fn(&mut PeerRecord),
     ) -> Result<(), StoreError> {
         let tree = self.tree(TreeName::Peers);
+        let exists = tree.contains_key(id.0).map_err(|e| self.db_error(e))?;
+        if !exists && room == Room::WithinBound && !self.make_room()? {
+            self.peer_bound.refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let result = tree.transaction(|tx| {
-            let mut record = match tx.get(id.0)? {
-                Some(v) => self
-                    .decode_peer(id, &v)
-                    .map_err(ConflictableTransactionError::Abort)?,
-                None => PeerRecord {
-                    first_seen: now_unix,
-                    last_seen: now_unix,
-                    ..PeerRecord::default()
-                },
+            let (mut record, created) = match tx.get(id.0)? {
+                Some(v) => (
+                    self.decode_peer(id, &v)
+                        .map_err(ConflictableTransactionError::Abort)?,
+                    false,
+                ),
+                None => (
+                    PeerRecord {
+                        first_seen: now_unix,
+                        last_seen: now_unix,
+                        ..PeerRecord::default()
+                    },
+                    true,
+                ),
             };
             change(&mut record);
             let bytes = encode(&record).map_err(|e| {
@@ -177,12 +258,39 @@ impl Store {
                 ))
             })?;
             tx.insert(&id.0[..], &bytes[..])?;
-            Ok(())
+            Ok(created)
         });
-        result.map_err(|e| match e {
+        let created = result.map_err(|e| match e {
             sled::transaction::TransactionError::Abort(e) => e,
             sled::transaction::TransactionError::Storage(e) => self.db_error(e),
-        })
+        })?;
+        if created {
+            self.peer_bound.records.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Makes room for one more record: true when there is room (after evicting the unpinned records heard of
+    /// longest ago while the tree is full), false when every record holds a pin.
+    fn make_room(&self) -> Result<bool, StoreError> {
+        let bound = &self.peer_bound;
+        while bound.records.load(Ordering::Relaxed) >= bound.limit.load(Ordering::Relaxed) {
+            let mut oldest: Option<(u64, NodeId)> = None;
+            for (id, record) in self.peers()? {
+                if record.pin.is_none() && oldest.is_none_or(|(seen, _)| record.last_seen < seen) {
+                    oldest = Some((record.last_seen, id));
+                }
+            }
+            let Some((_, victim)) = oldest else {
+                return Ok(false);
+            };
+            self.tree(TreeName::Peers)
+                .remove(victim.0)
+                .map_err(|e| self.db_error(e))?;
+            bound.records.fetch_sub(1, Ordering::Relaxed);
+            bound.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
     }
 
     fn peer_id(&self, key: &[u8]) -> Result<NodeId, StoreError> {

@@ -640,6 +640,45 @@ fn pins_and_sightings_persist_and_feed_the_pin_store() {
 }
 
 #[test]
+fn the_peers_tree_is_bounded_and_never_evicts_a_pin() {
+    let (_tmp, dir) = data_dir();
+    let opened = open(&dir, Unlock::NoPassphrase).unwrap();
+    let store = &opened.store;
+    store.set_max_peer_records(3);
+    let id = |seed| keys_of(seed).node_id();
+    store.record_peer_seen(id(1), "a", 10).unwrap();
+    store.save_pin(id(1), &keys_of(1), false, 10).unwrap();
+    store.record_peer_seen(id(2), "b", 20).unwrap();
+    store.record_peer_seen(id(3), "c", 30).unwrap();
+    // Full: the unpinned record heard of longest ago (b) goes, not the older pinned one (a).
+    store.record_peer_seen(id(4), "d", 40).unwrap();
+    assert!(store.peer(id(1)).unwrap().is_some());
+    assert!(store.peer(id(2)).unwrap().is_none());
+    // Updating a known peer needs no room.
+    store.record_peer_seen(id(3), "c2", 50).unwrap();
+    // Every record pinned: a new sighting is refused, a new pin is still kept.
+    store.save_pin(id(3), &keys_of(3), false, 60).unwrap();
+    store.save_pin(id(4), &keys_of(4), false, 60).unwrap();
+    store.record_peer_seen(id(5), "e", 70).unwrap();
+    assert!(store.peer(id(5)).unwrap().is_none());
+    store.save_pin(id(6), &keys_of(6), true, 80).unwrap();
+    assert_eq!(
+        store.peer_stats(),
+        PeerStats {
+            records: 4,
+            limit: 3,
+            evicted: 1,
+            refused: 1
+        }
+    );
+    drop(opened);
+    // The count survives a restart.
+    let opened = open(&dir, Unlock::NoPassphrase).unwrap();
+    assert_eq!(opened.store.peer_stats().records, 4);
+    assert_eq!(opened.store.load_pins().unwrap().len(), 4);
+}
+
+#[test]
 fn a_pin_stored_under_another_id_is_damage() {
     let (_tmp, dir) = data_dir();
     let a = keys_of(1);
