@@ -3,7 +3,8 @@
 //! and report the median round of each, so machine noise hits both alike. Memory figures are measured with the
 //! counting allocator (heap bytes live) plus the inline size of the structures.
 //!
-//! Every figure has `ratio = value / reference_value`. For rates higher is better; for bytes lower is better.
+//! Every figure has `ratio = value / reference_value`. For rates higher is better; for bytes and milliseconds lower
+//! is better.
 
 use std::hint::black_box;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -607,6 +608,51 @@ fn session_bytes() -> Result<Figure, String> {
     ))
 }
 
+/// `store_unlock`: milliseconds from a closed store to an unlocked identity, as `meshnode run` does it at every
+/// start: open the sled database (lock, checks, schema), Argon2id of the passphrase with the parameters new stores
+/// use ([`KdfParams::DEFAULT`]), open the sealed identity. The reference is bare Argon2id with the same parameters,
+/// so the ratio shows what the store adds to the key derivation. Median of up to 9 rounds (`--seconds` × 2.5).
+fn store_unlock(seconds: f64) -> Result<Figure, String> {
+    use crate::store::{key::random_salt, KdfParams, Passphrase, StorageKey, Store, Unlock};
+    let passphrase = || {
+        Passphrase::new(zeroize::Zeroizing::new(
+            b"correct horse battery staple".to_vec(),
+        ))
+        .map_err(|e| e.to_string())
+    };
+    let dir = std::env::temp_dir().join(format!("meshnode-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = (|| {
+        drop(Store::open(&dir, Unlock::Passphrase(passphrase()?)).map_err(|e| e.to_string())?);
+        let rounds = ((seconds * 2.5).round() as usize).clamp(1, 9);
+        let salt = random_salt().map_err(|e| e.to_string())?;
+        let (mut ours, mut reference) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let p = passphrase()?;
+            let t = StdInstant::now();
+            let unlocked = Store::open(&dir, Unlock::Passphrase(p)).map_err(|e| e.to_string())?;
+            ours.push(t.elapsed().as_secs_f64() * 1e3);
+            drop(black_box(unlocked));
+            let p = passphrase()?;
+            let t = StdInstant::now();
+            let key =
+                StorageKey::derive(&p, &salt, KdfParams::DEFAULT).map_err(|e| e.to_string())?;
+            reference.push(t.elapsed().as_secs_f64() * 1e3);
+            drop(black_box(key));
+        }
+        Ok::<_, String>((median(&mut ours), median(&mut reference)))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ours, reference) = result?;
+    Ok(Figure::new(
+        "store_unlock",
+        ours,
+        "ms",
+        "bare Argon2id, m = 64 MiB, t = 3, p = 1",
+        reference,
+    ))
+}
+
 /// Runs every figure and prints the report.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let mut figures = vec![
@@ -617,6 +663,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     figures.extend(wire_efficiency()?);
     figures.push(session_bytes()?);
     figures.push(reassembly_bytes());
+    figures.push(store_unlock(args.seconds)?);
     if args.json {
         println!(
             "{}",

@@ -6,6 +6,8 @@
 //! - [`demo`]: `meshnode demo`, a paced walk through discovery, sessions, fragmentation, faults and recovery.
 //! - [`bench`](mod@bench): `meshnode bench`, protocol-core figures against references.
 //! - [`alloc_count`]: the counting global allocator behind every memory figure.
+//! - [`store`]: the node's sled store in its data directory: the identity sealed at rest, peers, and the trees the
+//!   runtime fills (sessions, nonce reservations, outbox, received ids).
 #![deny(unsafe_code)]
 
 pub mod alloc_count;
@@ -13,3 +15,4 @@ pub mod bench;
 pub mod demo;
 pub mod simnet;
 pub mod simulate;
+pub mod store;

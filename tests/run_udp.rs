@@ -1,6 +1,7 @@
 //! Multi-process tests of `meshnode run --radio udp|sim|ble` and `meshnode ctl`: a line of four nodes on loopback,
-//! a message across three hops seen by `ctl listen`, a middle node killed and restarted with its identity, SIGTERM
-//! shutdown, control-protocol errors, the `sim` backend, and `--radio ble` failing fast without Bluetooth.
+//! a message across three hops seen by `ctl listen`, a middle node (whose identity is sealed under a passphrase
+//! file) killed and restarted with its identity, SIGTERM shutdown, control-protocol errors, the `sim` backend, and
+//! `--radio ble` failing fast without Bluetooth. The other nodes run with `--no-passphrase`, chosen explicitly.
 //!
 //! Invariant: every child is killed when its handle drops, every directory is a tempdir, and every wait is a poll
 //! loop with a deadline (no fixed sleeps decide correctness).
@@ -70,15 +71,29 @@ fn start(dir: &Path, args: &[String]) -> Proc {
     proc
 }
 
+/// How node `i` of the line protects its identity: node 2 with a passphrase file beside its data directory, the
+/// others without a passphrase.
+fn unlock_args(dir: &Path, i: usize) -> Vec<String> {
+    if i == 2 {
+        let file = dir.with_extension("passphrase");
+        std::fs::write(&file, "line node two\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        vec!["--passphrase-file".into(), file.display().to_string()]
+    } else {
+        vec!["--no-passphrase".into()]
+    }
+}
+
 fn udp_node(dir: &Path, ports: &[u16], i: usize) -> Proc {
-    let mut args: Vec<String> = vec![
+    let mut args: Vec<String> = unlock_args(dir, i);
+    args.extend([
         "--radio".into(),
         "udp".into(),
         "--nickname".into(),
         format!("n{i}"),
         "--udp-bind".into(),
         format!("127.0.0.1:{}", ports[i]),
-    ];
+    ]);
     for j in [i.wrapping_sub(1), i + 1] {
         if let Some(p) = ports.get(j) {
             args.push("--udp-peer".into());
@@ -188,12 +203,17 @@ fn four_nodes_in_a_line_carry_messages_across_hops_and_survive_a_restart() {
     let mut nodes: Vec<Proc> = (0..4).map(|i| udp_node(&paths[i], &ports, i)).collect();
     let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
 
-    // Files: the key and the socket are private to the user.
+    // Files: the store, the lock and the socket are private to the user; no plaintext key file.
     for p in &paths {
-        for f in ["identity.key", "control.sock"] {
+        for f in ["lock", "control.sock", "db/conf", "db/db"] {
             let mode = std::fs::metadata(p.join(f)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
+        for d in ["", "db"] {
+            let mode = std::fs::metadata(p.join(d)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{d}/");
+        }
+        assert!(!p.join("identity.key").exists());
     }
 
     wait_for("node 0 to learn node 3", Duration::from_secs(20), || {
@@ -246,7 +266,10 @@ fn four_nodes_in_a_line_carry_messages_across_hops_and_survive_a_restart() {
 fn control_socket_answers_bad_requests_with_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data");
-    let _node = start(&path, &["--radio".into(), "sim".into()]);
+    let _node = start(
+        &path,
+        &["--radio".into(), "sim".into(), "--no-passphrase".into()],
+    );
     let mut s = UnixStream::connect(path.join("control.sock")).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -278,10 +301,11 @@ fn control_socket_answers_bad_requests_with_errors() {
     let mut rest = String::new();
     let _ = r.read_to_string(&mut rest);
     assert!(rest.contains("longer than"), "{rest}");
-    // A second node on the same data directory is refused.
+    // A second node on the same data directory is refused, before any passphrase is asked for.
     let out = Command::new(BIN)
         .args(["run", "--radio", "sim", "--data-dir"])
         .arg(&path)
+        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -292,7 +316,10 @@ fn control_socket_answers_bad_requests_with_errors() {
 fn sim_radio_echo_nodes_answer_over_two_hops() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data");
-    let _node = start(&path, &["--radio".into(), "sim".into()]);
+    let _node = start(
+        &path,
+        &["--radio".into(), "sim".into(), "--no-passphrase".into()],
+    );
     wait_for("sim-2 to appear", Duration::from_secs(15), || {
         let (ok, v, _) = ctl(&path, &["peers"]);
         (ok && v
@@ -314,7 +341,7 @@ fn ble_without_bluetooth_fails_fast_with_advice() {
     let t0 = Instant::now();
     let mut child = Proc(
         Command::new(BIN)
-            .args(["run", "--radio", "ble", "--data-dir"])
+            .args(["run", "--radio", "ble", "--no-passphrase", "--data-dir"])
             .arg(dir.path())
             .env(
                 "DBUS_SYSTEM_BUS_ADDRESS",

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::passphrase::PassphraseSource;
+
 /// Which radio backend drives the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -50,8 +52,12 @@ pub enum LogFormat {
 pub struct FileConfig {
     /// Nickname announced to the mesh (at most 32 bytes).
     pub nickname: Option<String>,
-    /// Where the identity and the control socket live.
+    /// Where the store (identity, peers, ...) and the control socket live.
     pub data_dir: Option<PathBuf>,
+    /// A file holding the passphrase that seals the identity.
+    pub passphrase_file: Option<PathBuf>,
+    /// `true`: store the identity without a passphrase (unprotected).
+    pub no_passphrase: Option<bool>,
     /// `ble`, `udp` or `sim`.
     pub radio: Option<RadioKind>,
     /// Logging.
@@ -66,6 +72,18 @@ pub struct FileConfig {
     /// The runtime's own bounds.
     #[serde(default)]
     pub runtime: RuntimeFile,
+    /// The store's bounds.
+    #[serde(default)]
+    pub store: StoreFile,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// Peers remembered at most (nickname, first and last seen); beyond it the unpinned one heard of longest ago
+    /// is forgotten. Pins are never forgotten this way.
+    pub max_peer_records: Option<usize>,
 }
 
 /// `[log]`.
@@ -128,9 +146,17 @@ pub struct RunArgs {
     /// TOML configuration file (see scripts/meshnode.example.toml).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data directory: identity key and control socket [default: $HOME/.local/share/meshnode].
+    /// Data directory: the store (sealed identity, peers, ...) and the control socket [default:
+    /// $HOME/.local/share/meshnode].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Read the passphrase that seals the identity from FILE (one trailing newline is ignored). Without it:
+    /// $MESHNODE_PASSPHRASE, then the config file, then a prompt on a terminal.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_passphrase")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Store the identity without a passphrase: anyone who can read the data directory can impersonate the node.
+    #[arg(long)]
+    pub no_passphrase: bool,
     /// Radio backend [default: ble].
     #[arg(long, value_enum)]
     pub radio: Option<RadioKind>,
@@ -193,6 +219,8 @@ pub struct Settings {
     pub nickname: String,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// Where the passphrase comes from.
+    pub passphrase: PassphraseSource,
     /// The radio backend.
     pub radio: RadioKind,
     /// Log filter.
@@ -211,6 +239,8 @@ pub struct Settings {
     pub control_queue: usize,
     /// Control connections at once.
     pub max_control_clients: usize,
+    /// Peer records the store keeps.
+    pub max_peer_records: usize,
 }
 
 /// The default data directory: `$HOME/.local/share/meshnode`.
@@ -240,14 +270,17 @@ impl Settings {
             None => FileConfig::default(),
         };
         let env_filter = std::env::var("RUST_LOG").ok();
-        Settings::resolve(file, args, env_filter)
+        let env_passphrase = std::env::var_os(super::passphrase::ENV_VAR).is_some();
+        Settings::resolve(file, args, env_filter, env_passphrase)
     }
 
-    /// Defaults, then the file, then the flags (`RUST_LOG` sits between the file and `--log-filter`).
+    /// Defaults, then the file, then the flags (`RUST_LOG` sits between the file and `--log-filter`, and
+    /// `MESHNODE_PASSPHRASE`, when `env_passphrase` says it is set, between the file and the passphrase flags).
     pub fn resolve(
         file: FileConfig,
         args: &RunArgs,
         env_filter: Option<String>,
+        env_passphrase: bool,
     ) -> Result<Settings, ConfigError> {
         let data_dir = args
             .data_dir
@@ -255,6 +288,25 @@ impl Settings {
             .or(file.data_dir)
             .or_else(default_data_dir)
             .ok_or(ConfigError::NoDataDir)?;
+        let passphrase = match (
+            &args.passphrase_file,
+            args.no_passphrase,
+            env_passphrase,
+            file.passphrase_file,
+            file.no_passphrase.unwrap_or(false),
+        ) {
+            (Some(path), _, _, _, _) => PassphraseSource::File(path.clone()),
+            (None, true, _, _, _) => PassphraseSource::NoPassphrase,
+            (None, false, true, _, _) => PassphraseSource::Env,
+            (None, false, false, Some(_), true) => {
+                return Err(ConfigError::Invalid(
+                    "passphrase_file and no_passphrase = true exclude each other: keep one".into(),
+                ))
+            }
+            (None, false, false, Some(path), false) => PassphraseSource::File(path),
+            (None, false, false, None, true) => PassphraseSource::NoPassphrase,
+            (None, false, false, None, false) => PassphraseSource::Prompt,
+        };
         let nickname = args.nickname.clone().or(file.nickname).unwrap_or_default();
         if nickname.len() > 32 {
             return Err(ConfigError::Invalid(format!(
@@ -324,6 +376,7 @@ impl Settings {
         Ok(Settings {
             nickname,
             data_dir,
+            passphrase,
             radio,
             log_filter,
             log_format,
@@ -337,6 +390,15 @@ impl Settings {
                 file.runtime.max_control_clients,
                 16,
             )?,
+            max_peer_records: match file.store.max_peer_records {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "[store] max_peer_records must be at least 1".into(),
+                    ))
+                }
+                Some(n) => n,
+                None => meshnode::store::peers::DEFAULT_MAX_PEER_RECORDS,
+            },
         })
     }
 }
@@ -351,11 +413,70 @@ mod tests {
     fn example_file_parses_and_resolves() {
         let file = parse_file(EXAMPLE, Path::new("example")).unwrap();
         assert_eq!(file.radio, Some(RadioKind::Udp));
-        let s = Settings::resolve(file, &RunArgs::default(), None).unwrap();
+        let s = Settings::resolve(file, &RunArgs::default(), None, false).unwrap();
         assert_eq!(s.nickname, "kitchen-pi");
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/meshnode"));
         assert_eq!(s.udp.static_peers.len(), 1);
         assert_eq!(s.log_filter, "info");
+        assert_eq!(s.max_peer_records, 4096);
+        assert_eq!(
+            s.passphrase,
+            PassphraseSource::File(PathBuf::from("/etc/meshnode/passphrase"))
+        );
+    }
+
+    #[test]
+    fn passphrase_source_flags_then_env_then_file_then_prompt() {
+        let none = FileConfig::default();
+        let resolve = |file: &FileConfig, args: &RunArgs, env: bool| {
+            Settings::resolve(file.clone(), args, None, env).map(|s| s.passphrase)
+        };
+        let args = RunArgs {
+            data_dir: Some("/tmp/d".into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            resolve(&none, &args, false).unwrap(),
+            PassphraseSource::Prompt
+        );
+        assert_eq!(resolve(&none, &args, true).unwrap(), PassphraseSource::Env);
+        let in_file = parse_file("passphrase_file = \"/p\"\n", Path::new("f")).unwrap();
+        assert_eq!(
+            resolve(&in_file, &args, false).unwrap(),
+            PassphraseSource::File("/p".into())
+        );
+        assert_eq!(
+            resolve(&in_file, &args, true).unwrap(),
+            PassphraseSource::Env
+        );
+        let unprotected = parse_file("no_passphrase = true\n", Path::new("f")).unwrap();
+        assert_eq!(
+            resolve(&unprotected, &args, false).unwrap(),
+            PassphraseSource::NoPassphrase
+        );
+        let flag = RunArgs {
+            passphrase_file: Some("/q".into()),
+            ..args.clone()
+        };
+        assert_eq!(
+            resolve(&unprotected, &flag, true).unwrap(),
+            PassphraseSource::File("/q".into())
+        );
+        let no = RunArgs {
+            no_passphrase: true,
+            ..args.clone()
+        };
+        assert_eq!(
+            resolve(&in_file, &no, true).unwrap(),
+            PassphraseSource::NoPassphrase
+        );
+        let both = parse_file(
+            "passphrase_file = \"/p\"\nno_passphrase = true\n",
+            Path::new("f"),
+        )
+        .unwrap();
+        let err = resolve(&both, &args, false).unwrap_err().to_string();
+        assert!(err.contains("exclude each other"), "{err}");
     }
 
     #[test]
@@ -376,7 +497,7 @@ mod tests {
             log_json: true,
             ..RunArgs::default()
         };
-        let s = Settings::resolve(file.clone(), &args, Some("debug".into())).unwrap();
+        let s = Settings::resolve(file.clone(), &args, Some("debug".into()), false).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(s.radio, RadioKind::Sim);
         assert_eq!(s.nickname, "n2");
@@ -387,7 +508,7 @@ mod tests {
             log_filter: Some("trace".into()),
             ..args
         };
-        let s = Settings::resolve(file, &args, Some("debug".into())).unwrap();
+        let s = Settings::resolve(file, &args, Some("debug".into()), false).unwrap();
         assert_eq!(s.log_filter, "trace");
     }
 
@@ -398,12 +519,12 @@ mod tests {
             data_dir: Some("/tmp/d".into()),
             ..RunArgs::default()
         };
-        let err = Settings::resolve(file, &args, None)
+        let err = Settings::resolve(file, &args, None, false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("ATT MTU 5"), "{err}");
         let file = parse_file("[runtime]\nlink_backlog = 0\n", Path::new("f")).unwrap();
-        let err = Settings::resolve(file, &args, None)
+        let err = Settings::resolve(file, &args, None, false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("link_backlog"), "{err}");

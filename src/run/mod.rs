@@ -1,6 +1,7 @@
-//! `meshnode run`: the long-running node. Resolves the configuration ([`config`]), opens or creates the identity
-//! ([`identity_store`]), sets up logging, starts the radio ([`backend`]) and the control socket ([`control`]), and
-//! drives the node loop ([`runtime`]) on a current-thread tokio runtime until SIGINT or SIGTERM.
+//! `meshnode run`: the long-running node. Resolves the configuration ([`config`]), sets up logging, opens the store
+//! in the data directory and unlocks the identity with the passphrase ([`passphrase`], [`meshnode::store`]), starts
+//! the radio ([`backend`]) and the control socket ([`control`]), and drives the node loop ([`runtime`]) on a
+//! current-thread tokio runtime until SIGINT or SIGTERM.
 //!
 //! Invariant: every failure before the loop starts is reported as one [`RunError`] that says what to do, and the
 //! process exits non-zero; after a signal the loop closes sessions and links, the control socket file is removed,
@@ -10,7 +11,7 @@ pub mod backend;
 pub mod config;
 pub mod control;
 pub mod driver;
-pub mod identity_store;
+pub mod passphrase;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use mesh::node::{Node, NodeConfig};
 use mesh::time::Instant;
+use meshnode::store::{Origin, Protection, SealedStore, StoreError, Unlocked};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
 pub use config::RunArgs;
@@ -86,9 +88,12 @@ pub enum RunError {
     /// Configuration.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    /// Identity.
+    /// The store: opening, unlocking, damage.
     #[error(transparent)]
-    Identity(#[from] identity_store::IdentityError),
+    Store(#[from] StoreError),
+    /// The passphrase.
+    #[error(transparent)]
+    Passphrase(#[from] passphrase::PassphraseError),
     /// Control socket.
     #[error(transparent)]
     Control(#[from] control::ControlError),
@@ -160,21 +165,51 @@ pub fn main(args: &RunArgs) -> ExitCode {
 fn run(args: &RunArgs) -> Result<(), RunError> {
     let settings = Settings::load(args)?;
     init_logging(&settings)?;
+    // Before the runtime: the unlock is blocking work (Argon2id) and may prompt on the terminal.
+    let unlocked = open_store(&settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    runtime.block_on(run_async(settings))
+    runtime.block_on(run_async(settings, unlocked))
 }
 
-async fn run_async(settings: Settings) -> Result<(), RunError> {
-    let (identity, created) = identity_store::load_or_create(&settings.data_dir)?;
-    let key_path = settings.data_dir.join(identity_store::IDENTITY_FILE);
-    if created {
-        tracing::info!(path = %key_path.display(), "created a new identity");
+/// Opens the store (taking the data directory's lock first, so a second node is refused before any prompt),
+/// gets the passphrase, unlocks, and says how the identity is protected.
+fn open_store(settings: &Settings) -> Result<Unlocked, RunError> {
+    let sealed = SealedStore::open(&settings.data_dir)?;
+    let db = sealed.db_path().to_path_buf();
+    let state = sealed.state();
+    let unlock = passphrase::obtain(&settings.passphrase, state, &db)?;
+    let started = std::time::Instant::now();
+    let unlocked = sealed.unlock(unlock)?;
+    let took_ms = started.elapsed().as_millis();
+    unlocked
+        .store
+        .set_max_peer_records(settings.max_peer_records);
+    match unlocked.origin {
+        Origin::Created => tracing::info!(db = %db.display(), "created a new identity"),
+        Origin::Migrated => {
+            tracing::info!(db = %db.display(), "moved the identity from identity.key into the database (same node id)")
+        }
+        Origin::Opened => {}
     }
-    tracing::warn!(path = %key_path.display(),
-        "the identity key is stored unencrypted (mode 0600); an Argon2id-wrapped key store is planned");
+    match unlocked.store.protection() {
+        Protection::Passphrase(params) => {
+            tracing::info!(db = %db.display(), kdf = %params, took_ms, "identity unlocked")
+        }
+        Protection::None => tracing::warn!(db = %db.display(),
+            "NO PASSPHRASE: this node's secret keys are stored unprotected. Anyone who can read {} or a backup of \
+             it can impersonate this node. To protect a node, create it with a passphrase (--passphrase-file, \
+             MESHNODE_PASSPHRASE or the prompt).", db.display()),
+    }
+    Ok(unlocked)
+}
+
+async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunError> {
+    let Unlocked {
+        store, identity, ..
+    } = unlocked;
     let node_id = identity.node_id();
     let fingerprint = identity.public().fingerprint().to_string();
     tracing::info!(id = %node_id, fingerprint = %fingerprint, nickname = %settings.nickname,
@@ -224,6 +259,7 @@ async fn run_async(settings: Settings) -> Result<(), RunError> {
     let main_loop = runtime::Loop {
         driver,
         backend,
+        store,
         clock,
         events: events_tx,
         fingerprint,

@@ -5,11 +5,16 @@
 //! put its packets on the air, publish its events; then wait for the earliest of radio readiness, the node's or the
 //! radio's deadline, a control call, or shutdown. Invariant: the loop never blocks on I/O other than that wait, every
 //! queue it feeds is bounded, and at shutdown sessions are closed and links disconnected before it returns.
+//!
+//! The store: a peer that appears is recorded (nickname, first and last seen) in the `peers` tree, and at shutdown
+//! every known peer's last-seen time is written and the store flushed. Store errors here are logged, never fatal:
+//! the node keeps running on what it has in memory.
 
 use std::sync::Arc;
 
 use mesh::identity::NodeId;
 use mesh::node::{DeliveryFailure, Event, MessageKind, SessionState};
+use meshnode::store::{unix_now, Store};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
@@ -27,6 +32,8 @@ pub struct Loop {
     pub driver: NodeDriver,
     /// The radio.
     pub backend: Backend,
+    /// The node's store (unlocked; the identity in it is the node's).
+    pub store: Store,
     /// Node time.
     pub clock: Clock,
     /// Event lines for listeners.
@@ -122,6 +129,11 @@ impl Loop {
 
     fn publish_events(&mut self) {
         while let Some(event) = self.driver.node.poll_event() {
+            if let Event::PeerAppeared { peer, nickname } = &event {
+                if let Err(e) = self.store.record_peer_seen(*peer, nickname, unix_now()) {
+                    tracing::warn!(peer = %peer, "cannot record the peer in the store: {e}");
+                }
+            }
             let value = self.event_json(&event);
             tracing::info!(target: "meshnode::event", "{value}");
             self.events_published = self.events_published.saturating_add(1);
@@ -329,6 +341,7 @@ impl Loop {
             "events_published": self.events_published,
             "control_calls": self.calls_answered,
             "memory_bytes": self.driver.node.memory_bytes(),
+            "store": self.store.peer_stats(),
         })
     }
 
@@ -344,6 +357,26 @@ impl Loop {
         self.backend.process(&self.clock);
         self.publish_events();
         tracing::info!("radio stopped, sessions closed");
+        self.save_last_seen(now);
+    }
+}
+
+impl Loop {
+    /// Writes every known peer's last-seen time (its last announce, in wall-clock seconds) and flushes the store.
+    fn save_last_seen(&self, now: mesh::time::Instant) {
+        let wall = unix_now();
+        for p in self.driver.node.peers() {
+            let ago = now.saturating_since(p.last_heard).total_millis() / 1000;
+            if let Err(e) = self
+                .store
+                .record_peer_seen(p.id, &p.nickname, wall.saturating_sub(ago))
+            {
+                tracing::warn!(peer = %p.id, "cannot record the peer in the store: {e}");
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::warn!("cannot flush the store: {e}");
+        }
     }
 }
 
