@@ -90,6 +90,8 @@ impl Backend {
             let identity = Identity::generate(&mut rng);
             let mut config = node_config.clone();
             config.nickname = format!("sim-{i}");
+            // The simulated peers live only as long as this process: nothing of theirs is stored.
+            config.session.persist = false;
             let mut s = [0u8; 32];
             rng.fill_bytes(&mut s);
             let node = Node::new(identity, config, s, clock.now());

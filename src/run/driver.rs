@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use hal::{Advertisement, LinkDownReason, PeerAddress, Radio, RadioErrorKind, RadioEvent};
-use mesh::node::{Action, LinkId, Node};
+use mesh::node::{Action, LinkId, Node, Persist};
 use mesh::time::{Duration, Instant};
 
 /// The 128-bit service UUID every meshnode advertises (the BLE GATT service; UDP beacons carry it too).
@@ -17,6 +17,12 @@ pub const SERVICE_UUID: u128 = 0x6d65_7368_6e6f_6465_8000_0000_0000_b1e0;
 
 /// How long after a failed or lost link the driver waits before connecting to that peer again.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(1_000);
+
+/// Where a node's records go (PROTOCOL.md §6.11): `persist` writes a batch and returns only once it is durable.
+pub trait Persister {
+    /// Stores `records`, in order, durably. An error stops the node: nothing that depends on them may go on air.
+    fn persist(&mut self, records: &[Persist]) -> Result<(), String>;
+}
 
 /// What the driver counted.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
@@ -37,6 +43,10 @@ pub struct DriverStats {
     pub send_errors: u64,
     /// Radio commands (scan, advertise, connect) that failed.
     pub command_errors: u64,
+    /// Batches of node records made durable.
+    pub persist_batches: u64,
+    /// Records in them.
+    pub persist_records: u64,
 }
 
 /// A link as the driver tracks it.
@@ -56,6 +66,9 @@ pub struct NodeDriver {
     retry_after: HashMap<PeerAddress, Instant>,
     backlog_limit: usize,
     stats: DriverStats,
+    persister: Option<Box<dyn Persister>>,
+    pending: Vec<Persist>,
+    persist_error: Option<String>,
 }
 
 impl NodeDriver {
@@ -68,7 +81,20 @@ impl NodeDriver {
             retry_after: HashMap::new(),
             backlog_limit: backlog_limit.max(1),
             stats: DriverStats::default(),
+            persister: None,
+            pending: Vec::new(),
+            persist_error: None,
         }
+    }
+
+    /// Stores the node's records through `persister` from now on.
+    pub fn set_persister(&mut self, persister: Box<dyn Persister>) {
+        self.persister = Some(persister);
+    }
+
+    /// Why storing failed, if it did: the node must stop (it transmits nothing after the failure).
+    pub fn persist_error(&self) -> Option<&str> {
+        self.persist_error.as_deref()
     }
 
     /// Counters.
@@ -185,12 +211,56 @@ impl NodeDriver {
         }
     }
 
-    /// Puts every packet the node has ready on the air (or in a backlog).
+    /// Puts every packet the node has ready on the air (or in a backlog). Records come before the packets that
+    /// follow them: they are stored in one batch, durably, before the next packet goes out, and before the caller
+    /// publishes events. After a storage failure nothing more is transmitted.
     pub fn drain_actions(&mut self, radio: &mut dyn Radio) {
         while let Some(action) = self.node.poll_action() {
             match action {
-                Action::Transmit { link, packet } => self.transmit(link.0, packet, radio),
+                Action::Transmit { link, packet } => {
+                    if self.flush_records() {
+                        self.transmit(link.0, packet, radio);
+                    } else {
+                        self.stats.send_errors = self.stats.send_errors.saturating_add(1);
+                    }
+                }
+                Action::Persist(record) => self.pending.push(record),
                 other => tracing::warn!(?other, "node action this runtime does not perform"),
+            }
+        }
+        self.flush_records();
+    }
+
+    /// Stores the pending records; false when they could not be (then, and ever after, nothing may go on air).
+    fn flush_records(&mut self) -> bool {
+        if self.persist_error.is_some() {
+            return false;
+        }
+        if self.pending.is_empty() {
+            return true;
+        }
+        let Some(persister) = self.persister.as_mut() else {
+            tracing::warn!(
+                records = self.pending.len(),
+                "node records with no store configured; dropped"
+            );
+            self.pending.clear();
+            return true;
+        };
+        match persister.persist(&self.pending) {
+            Ok(()) => {
+                self.stats.persist_batches = self.stats.persist_batches.saturating_add(1);
+                self.stats.persist_records = self
+                    .stats
+                    .persist_records
+                    .saturating_add(self.pending.len() as u64);
+                self.pending.clear();
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store the node's state; stopping before anything depends on it");
+                self.persist_error = Some(e);
+                false
             }
         }
     }

@@ -106,6 +106,9 @@ pub enum RunError {
     /// The tokio runtime or a signal handler.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The node's state could not be stored while running.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Turns a `Debug` rendering of a counters struct (`Name { a: 1, b: 2 }`) into a JSON object of numbers, so every
@@ -266,9 +269,11 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
         radio_name: settings.radio.name(),
         events_published: 0,
         calls_answered: 0,
+        fatal: None,
     };
-    main_loop.run(calls_rx, shutdown).await;
+    let outcome = main_loop.run(calls_rx, shutdown).await;
     server.abort();
+    outcome.map_err(RunError::Store)?;
     tracing::info!("meshnode stopped");
     Ok(())
 }

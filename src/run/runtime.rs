@@ -46,19 +46,29 @@ pub struct Loop {
     pub events_published: u64,
     /// Control calls answered.
     pub calls_answered: u64,
+    /// Why the loop stopped on its own (storage failed), if it did.
+    pub fatal: Option<String>,
 }
 
 impl Loop {
-    /// Runs until `shutdown` resolves; then says goodbye to peers and closes links.
+    /// Runs until `shutdown` resolves (or storing the node's state fails: the error is returned); then says
+    /// goodbye to peers and closes links.
     pub async fn run(
         mut self,
         mut calls: mpsc::Receiver<Call>,
         shutdown: impl std::future::Future<Output = &'static str>,
-    ) {
+    ) -> Result<(), String> {
         tokio::pin!(shutdown);
         let mut more = false;
         loop {
             more = self.turn(more);
+            if let Some(e) = self.driver.persist_error() {
+                self.fatal = Some(format!(
+                    "cannot store the node's state: {e}; the node stopped so that no nonce is ever reused and no \
+                     accepted message is lost (check the disk and the data directory, then start it again)"
+                ));
+                break;
+            }
             let deadline = self.deadline(more);
             tokio::select! {
                 why = &mut shutdown => {
@@ -78,6 +88,10 @@ impl Loop {
             }
         }
         self.stop();
+        match self.fatal.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// One turn; returns whether radio events were left for the next one.
