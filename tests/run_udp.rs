@@ -370,3 +370,52 @@ fn ble_without_bluetooth_fails_fast_with_advice() {
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert!(!dir.path().join("control.sock").exists());
 }
+
+fn sessions_established(dir: &Path) -> u64 {
+    let (ok, v, err) = ctl(dir, &["stats"]);
+    assert!(ok, "{err}");
+    v["node"]["sessions_established"].as_u64().unwrap()
+}
+
+/// A node killed with SIGKILL and started again resumes its session from the store: messages flow both ways at
+/// once, and neither end runs a handshake.
+#[test]
+fn a_killed_node_resumes_its_session_without_a_handshake() {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(2);
+    let mut nodes: Vec<Proc> = (0..2).map(|i| udp_node(&paths[i], &ports, i)).collect();
+    let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
+    wait_for(
+        "the nodes to know each other",
+        Duration::from_secs(20),
+        || (knows(&paths[0], &ids[1]) && knows(&paths[1], &ids[0])).then_some(()),
+    );
+    {
+        let (_l, rx) = listen(&paths[1]);
+        send_until_heard(&paths[0], &ids[1], &rx, "before the crash");
+    }
+    assert_eq!(sessions_established(&paths[0]), 1);
+
+    // SIGKILL: nothing is flushed on the way out.
+    drop(nodes.remove(1));
+    nodes.push(udp_node(&paths[1], &ports, 1));
+    wait_for(
+        "node 1 to hear node 0 again",
+        Duration::from_secs(20),
+        || knows(&paths[1], &ids[0]).then_some(()),
+    );
+    let (_l1, rx1) = listen(&paths[1]);
+    let (_l0, rx0) = listen(&paths[0]);
+    send_until_heard(&paths[0], &ids[1], &rx1, "after the crash");
+    send_until_heard(&paths[1], &ids[0], &rx0, "and back");
+    assert_eq!(
+        sessions_established(&paths[1]),
+        0,
+        "the restarted node resumed"
+    );
+    assert_eq!(sessions_established(&paths[0]), 1, "no second handshake");
+    let (ok, v, err) = ctl(&paths[1], &["stats"]);
+    assert!(ok, "{err}");
+    assert!(v["driver"]["persist_batches"].as_u64().unwrap() >= 1);
+}

@@ -84,6 +84,9 @@ pub struct StoreFile {
     /// Peers remembered at most (nickname, first and last seen); beyond it the unpinned one heard of longest ago
     /// is forgotten. Pins are never forgotten this way.
     pub max_peer_records: Option<usize>,
+    /// Resume stored sessions after a restart without a handshake (default true). Off: every restart starts
+    /// sessions afresh (stored ones are deleted); the outbox and delivered ids are kept either way.
+    pub resume_sessions: Option<bool>,
 }
 
 /// `[log]`.
@@ -241,6 +244,8 @@ pub struct Settings {
     pub max_control_clients: usize,
     /// Peer records the store keeps.
     pub max_peer_records: usize,
+    /// Resume stored sessions at start.
+    pub resume_sessions: bool,
 }
 
 /// The default data directory: `$HOME/.local/share/meshnode`.
@@ -399,6 +404,7 @@ impl Settings {
                 Some(n) => n,
                 None => meshnode::store::peers::DEFAULT_MAX_PEER_RECORDS,
             },
+            resume_sessions: file.store.resume_sessions.unwrap_or(true),
         })
     }
 }

@@ -108,7 +108,7 @@ pub enum RunError {
     Runtime(std::io::Error),
     /// The node's state could not be stored while running.
     #[error("{0}")]
-    Store(String),
+    StoreWrite(String),
 }
 
 /// Turns a `Debug` rendering of a counters struct (`Name { a: 1, b: 2 }`) into a JSON object of numbers, so every
@@ -221,6 +221,10 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
     let clock = Clock::new();
     let mut node_config = NodeConfig::default();
     node_config.nickname = settings.nickname.clone();
+    node_config.session.persist = true;
+    let seen_lifetime = node_config.route.seen_lifetime.total_millis();
+    let stored = store.load_node_state(clock.now(), seen_lifetime, settings.resume_sessions)?;
+    let pins = store.load_pins()?;
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed)
         .map_err(|e| RunError::Radio(format!("the OS random number generator failed: {e}")))?;
@@ -235,8 +239,12 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
             .map_err(RunError::Radio)?,
         RadioKind::Sim => backend::Backend::sim(&node_config, &clock).map_err(RunError::Radio)?,
     };
-    let node = Node::new(identity, node_config, seed, clock.now());
+    let mut node = Node::new(identity, node_config, seed, clock.now());
+    restore(&mut node, &pins, &stored, clock.now());
+    drop(stored);
+    let store = Arc::new(store);
     let mut driver = driver::NodeDriver::new(node, settings.link_backlog);
+    driver.set_persister(Box::new(StorePersister(Arc::clone(&store))));
     backend
         .with_radio(|radio| driver.start(radio))
         .unwrap_or_else(|| Err(hal::RadioError::Unavailable("no radio".into())))
@@ -273,9 +281,56 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
     };
     let outcome = main_loop.run(calls_rx, shutdown).await;
     server.abort();
-    outcome.map_err(RunError::Store)?;
+    outcome.map_err(RunError::StoreWrite)?;
     tracing::info!("meshnode stopped");
     Ok(())
+}
+
+/// Hands the node what it stored before it stopped: pins first, then sessions (resumed without a handshake),
+/// unacknowledged messages and delivered message ids. What the node refuses is logged and left out.
+fn restore(
+    node: &mut Node,
+    pins: &[(mesh::identity::NodeId, mesh::identity::PublicIdentity)],
+    stored: &meshnode::store::state::NodeState,
+    now: mesh::time::Instant,
+) {
+    let pinned = node.import_pins(pins);
+    let mut sessions = 0;
+    for s in &stored.sessions {
+        match node.restore_session(s, now) {
+            Ok(()) => sessions += 1,
+            Err(e) => tracing::warn!(peer = %s.peer_id(), "stored session not resumed: {e}"),
+        }
+    }
+    let mut messages = 0;
+    for (to, id, payload, expires) in &stored.outbox {
+        match node.restore_message(*to, *id, payload, *expires) {
+            Ok(()) => messages += 1,
+            Err(e) => tracing::warn!(peer = %to, "stored message not restored: {e}"),
+        }
+    }
+    for (from, id, at) in &stored.seen {
+        node.restore_seen(*from, *id, *at);
+    }
+    tracing::info!(
+        pins = pinned,
+        sessions,
+        messages,
+        delivered_ids = stored.seen.len(),
+        expired_ids = stored.seen_pruned,
+        "state restored from the store"
+    );
+}
+
+/// The driver's way into the store.
+struct StorePersister(Arc<meshnode::store::Store>);
+
+impl driver::Persister for StorePersister {
+    fn persist(&mut self, records: &[mesh::node::Persist]) -> Result<(), String> {
+        self.0
+            .apply_node_records(records)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Removes the control socket file when dropped.

@@ -33,7 +33,7 @@ pub struct Loop {
     /// The radio.
     pub backend: Backend,
     /// The node's store (unlocked; the identity in it is the node's).
-    pub store: Store,
+    pub store: std::sync::Arc<Store>,
     /// Node time.
     pub clock: Clock,
     /// Event lines for listeners.

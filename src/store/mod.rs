@@ -48,6 +48,7 @@ pub mod key;
 mod legacy;
 pub mod peers;
 pub mod schema;
+pub mod state;
 pub mod value;
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ const MESSAGES_PER_SNAPSHOT: u64 = 32;
 /// Everything a node needs to resume one established session after a restart. Instants are the runtime's
 /// (a runtime that restarts must use a clock that continues, e.g. wall-clock milliseconds).
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SessionSnapshot {
     /// The peer.
     pub peer: [u8; 8],
