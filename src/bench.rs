@@ -56,7 +56,7 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn new(
+    pub(crate) fn new(
         name: impl Into<String>,
         value: f64,
         unit: &'static str,
@@ -664,6 +664,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     figures.push(session_bytes()?);
     figures.push(reassembly_bytes());
     figures.push(store_unlock(args.seconds)?);
+    figures.extend(crate::bench_store::store_traffic()?);
     if args.json {
         println!(
             "{}",

@@ -12,6 +12,7 @@
 
 pub mod alloc_count;
 pub mod bench;
+mod bench_store;
 pub mod demo;
 pub mod simnet;
 pub mod simulate;

@@ -244,7 +244,12 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
     drop(stored);
     let store = Arc::new(store);
     let mut driver = driver::NodeDriver::new(node, settings.link_backlog);
-    driver.set_persister(Box::new(StorePersister(Arc::clone(&store))));
+    driver.set_persister(Box::new(StorePersister {
+        store: Arc::clone(&store),
+        clock,
+        seen_lifetime_ms: seen_lifetime,
+        seen_since_prune: 0,
+    }));
     backend
         .with_radio(|radio| driver.start(radio))
         .unwrap_or_else(|| Err(hal::RadioError::Unavailable("no radio".into())))
@@ -322,14 +327,38 @@ fn restore(
     );
 }
 
-/// The driver's way into the store.
-struct StorePersister(Arc<meshnode::store::Store>);
+/// Delivered-message ids written between two prunings of the `seen` tree.
+const SEEN_PRUNE_EVERY: usize = 512;
+
+/// The driver's way into the store; it also keeps the `seen` tree to about one `seen_lifetime` of traffic.
+struct StorePersister {
+    store: Arc<meshnode::store::Store>,
+    clock: Clock,
+    seen_lifetime_ms: u64,
+    seen_since_prune: usize,
+}
 
 impl driver::Persister for StorePersister {
     fn persist(&mut self, records: &[mesh::node::Persist]) -> Result<(), String> {
-        self.0
+        self.store
             .apply_node_records(records)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.seen_since_prune += records
+            .iter()
+            .filter(|r| matches!(r, mesh::node::Persist::Seen { .. }))
+            .count();
+        if self.seen_since_prune >= SEEN_PRUNE_EVERY {
+            self.seen_since_prune = 0;
+            // Old ids only cost space: a failure here is logged, never fatal.
+            match self
+                .store
+                .prune_seen(self.clock.now(), self.seen_lifetime_ms)
+            {
+                Ok(n) => tracing::debug!(deleted = n, "expired delivered-message ids pruned"),
+                Err(e) => tracing::warn!("cannot prune delivered-message ids: {e}"),
+            }
+        }
+        Ok(())
     }
 }
 

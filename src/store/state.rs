@@ -320,28 +320,40 @@ impl Store {
                 .outbox
                 .push((to, id, payload, Instant::from_millis(m.expires_ms)));
         }
-        let seen = self.tree(TreeName::Seen);
-        let mut stale = Vec::new();
-        for item in seen.iter() {
+        state.seen_pruned = self.prune_seen(now, seen_lifetime_ms)?;
+        for item in self.tree(TreeName::Seen).iter() {
             let (k, v) = item.map_err(|e| self.corrupt_value(TreeName::Seen, b"", e))?;
             let (from, id) = split_pair_key(&k).ok_or_else(|| {
                 self.corrupt_value(TreeName::Seen, &k, "not a sender and message id")
             })?;
             let s: SeenMessage =
                 decode(&v).map_err(|e| self.corrupt_value(TreeName::Seen, &k, e))?;
-            if s.at_ms.saturating_add(seen_lifetime_ms) <= now.total_millis() {
-                stale.push(k);
-            } else {
-                state.seen.push((from, id, Instant::from_millis(s.at_ms)));
-            }
-        }
-        state.seen_pruned = stale.len();
-        for k in stale {
-            seen.remove(k)
-                .map_err(|e| self.corrupt_value(TreeName::Seen, b"", e))?;
+            state.seen.push((from, id, Instant::from_millis(s.at_ms)));
         }
         self.flush()?;
         Ok(state)
+    }
+}
+
+impl Store {
+    /// Deletes delivered-message ids older than `lifetime_ms` at `now`: a running node calls it now and then, so the
+    /// `seen` tree holds about one lifetime of traffic. Returns how many were deleted.
+    pub fn prune_seen(&self, now: Instant, lifetime_ms: u64) -> Result<usize, StoreError> {
+        let seen = self.tree(TreeName::Seen);
+        let mut stale = Vec::new();
+        for item in seen.iter() {
+            let (k, v) = item.map_err(|e| self.corrupt_value(TreeName::Seen, b"", e))?;
+            let s: SeenMessage =
+                decode(&v).map_err(|e| self.corrupt_value(TreeName::Seen, &k, e))?;
+            if s.at_ms.saturating_add(lifetime_ms) <= now.total_millis() {
+                stale.push(k);
+            }
+        }
+        for k in &stale {
+            seen.remove(k)
+                .map_err(|e| self.corrupt_value(TreeName::Seen, k, e))?;
+        }
+        Ok(stale.len())
     }
 }
 
