@@ -1,0 +1,198 @@
+//! Helpers for the multi-process tests: child processes killed on drop, bounded polling waits, free loopback
+//! ports, starting `meshnode run`, `meshnode ctl --json` calls and `ctl listen` streams.
+//!
+//! Invariant: every child is killed when its handle drops, and every wait is a poll loop with a deadline.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_meshnode");
+
+/// A child process killed on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let sockets: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+pub fn start(dir: &Path, args: &[String]) -> Proc {
+    let child = Command::new(BIN)
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let sock = dir.join("control.sock");
+    wait_for("the control socket", Duration::from_secs(10), || {
+        UnixStream::connect(&sock).ok().map(|_| ())
+    });
+    proc
+}
+
+/// How node `i` of the line protects its identity: node 2 with a passphrase file beside its data directory, the
+/// others without a passphrase.
+pub fn unlock_args(dir: &Path, i: usize) -> Vec<String> {
+    if i == 2 {
+        let file = dir.with_extension("passphrase");
+        std::fs::write(&file, "line node two\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        vec!["--passphrase-file".into(), file.display().to_string()]
+    } else {
+        vec!["--no-passphrase".into()]
+    }
+}
+
+pub fn udp_node(dir: &Path, ports: &[u16], i: usize) -> Proc {
+    let mut args: Vec<String> = unlock_args(dir, i);
+    args.extend([
+        "--radio".into(),
+        "udp".into(),
+        "--nickname".into(),
+        format!("n{i}"),
+        "--udp-bind".into(),
+        format!("127.0.0.1:{}", ports[i]),
+    ]);
+    for j in [i.wrapping_sub(1), i + 1] {
+        if let Some(p) = ports.get(j) {
+            args.push("--udp-peer".into());
+            args.push(format!("127.0.0.1:{p}"));
+        }
+    }
+    start(dir, &args)
+}
+
+/// Runs `meshnode ctl --json ...`; returns (success, stdout JSON or null, stderr).
+pub fn ctl(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = Command::new(BIN)
+        .arg("ctl")
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let value = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        value,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+pub fn node_id(dir: &Path) -> String {
+    let (ok, v, err) = ctl(dir, &["fingerprint"]);
+    assert!(ok, "{err}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+pub fn knows(dir: &Path, id: &str) -> bool {
+    let (ok, v, _) = ctl(dir, &["peers"]);
+    ok && v
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| p["id"] == id))
+}
+
+/// `ctl listen --json` as a child whose lines arrive on a channel.
+pub fn listen(dir: &Path) -> (Proc, mpsc::Receiver<serde_json::Value>) {
+    let mut child = Command::new(BIN)
+        .args(["ctl", "--json", "--data-dir"])
+        .arg(dir)
+        .arg("listen")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    // `ctl --json listen` prints {"event":"listening"} once the node has subscribed it: only then is no event
+    // missed, so callers may start sending.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "ctl listen did not subscribe within 30 s");
+        if let Ok(v) = rx.recv_timeout(left) {
+            if v["event"] == "listening" {
+                break;
+            }
+        }
+    }
+    (Proc(child), rx)
+}
+
+pub fn expect_message(rx: &mpsc::Receiver<serde_json::Value>, text: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no message {text:?} within {limit:?}");
+        if let Ok(v) = rx.recv_timeout(left) {
+            if v["event"] == "message" && v["text"] == text {
+                return;
+            }
+        }
+    }
+}
+
+pub fn send_until_heard(
+    from: &Path,
+    to_id: &str,
+    rx: &mpsc::Receiver<serde_json::Value>,
+    text: &str,
+) {
+    let (ok, v, err) = ctl(from, &["send", &to_id[..6], text]);
+    assert!(ok, "send failed: {err}");
+    assert_eq!(v["to"], to_id);
+    expect_message(rx, text, Duration::from_secs(20));
+}
