@@ -31,6 +31,9 @@ use run_util::*;
 
 const KILLS: usize = 20;
 
+/// One use of a nonce: sender, receiver, session id, handshake generation, nonce.
+type NonceUse = ([u8; 8], [u8; 8], u8, u32, u64);
+
 /// Datagrams seen by the relay: (from the stable node?, bytes).
 type Capture = Arc<Mutex<Vec<(bool, Vec<u8>)>>>;
 
@@ -114,7 +117,7 @@ fn assert_no_nonce_reused(capture: &[(bool, Vec<u8>)]) -> usize {
     let mut reassemblers: BTreeMap<(bool, u64, u32), Reassembler> = BTreeMap::new();
     // Key generation per (src, dst, session id) pair, bumped by each handshake message of that session id.
     let mut generation: BTreeMap<([u8; 8], [u8; 8], u8), u32> = BTreeMap::new();
-    let mut used: BTreeSet<([u8; 8], [u8; 8], u8, u32, u64)> = BTreeSet::new();
+    let mut used: BTreeSet<NonceUse> = BTreeSet::new();
     let mut sealed = 0;
     for (i, (from_a, bytes)) in capture.iter().enumerate() {
         let Ok(d) = decode(bytes) else { continue };
