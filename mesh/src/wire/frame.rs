@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use super::body::{Announce, Broadcast, Channel, Handshake, Sealed, UnknownSession};
+use super::body::{Announce, Broadcast, Channel, Handshake, LinkAck, Sealed, UnknownSession};
 use super::header::{FrameView, Header, Kind, WireError, HEADER_LEN, MAX_FRAME_LEN};
 
 /// The parsed body of a frame of a known kind; which handshake message or which sealed kind it is comes from
@@ -26,6 +26,8 @@ pub enum Body<'a> {
     UnknownSession(UnknownSession),
     /// CHANNEL (§5.6).
     Channel(Channel<'a>),
+    /// LINK_ACK (§5.8).
+    LinkAck(LinkAck<'a>),
 }
 
 impl Body<'_> {
@@ -38,6 +40,7 @@ impl Body<'_> {
             Body::Sealed(_) => kind.is_sealed(),
             Body::UnknownSession(_) => kind == Kind::UnknownSession,
             Body::Channel(_) => kind == Kind::Channel,
+            Body::LinkAck(_) => kind == Kind::LinkAck,
         }
     }
 
@@ -50,6 +53,7 @@ impl Body<'_> {
             Body::Sealed(b) => b.buffer_len(),
             Body::UnknownSession(b) => b.buffer_len(),
             Body::Channel(b) => b.buffer_len(),
+            Body::LinkAck(b) => b.buffer_len(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Body<'_> {
             Body::Sealed(b) => b.emit(buf),
             Body::UnknownSession(b) => b.emit(buf),
             Body::Channel(b) => b.emit(buf),
+            Body::LinkAck(b) => b.emit(buf),
         }
     }
 }
@@ -84,6 +89,7 @@ pub fn decode(frame: &[u8]) -> Result<(Header, Body<'_>), WireError> {
         Kind::Transport | Kind::Ack | Kind::Close => Body::Sealed(Sealed::parse(body)?),
         Kind::UnknownSession => Body::UnknownSession(UnknownSession::parse(body)?),
         Kind::Channel => Body::Channel(Channel::parse(body)?),
+        Kind::LinkAck => Body::LinkAck(LinkAck::parse(body)?),
         Kind::Unknown(code) => return Err(WireError::UnknownKind(code)),
     };
     Ok((header, body))

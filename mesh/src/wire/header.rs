@@ -43,7 +43,7 @@ pub enum WireError {
     ReservedKind,
     /// A kind this node does not know; relays may still forward it (PROTOCOL.md §4.2).
     UnknownKind(u8),
-    /// TTL above [`MAX_TTL`].
+    /// TTL above [`MAX_TTL`], or not 0 on a link-local kind.
     BadTtl(u8),
     /// The source is the broadcast address.
     BroadcastSource,
@@ -68,7 +68,10 @@ impl fmt::Display for WireError {
             WireError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
             WireError::ReservedKind => f.write_str("reserved frame kind 0"),
             WireError::UnknownKind(k) => write!(f, "unknown frame kind {k:#04x}"),
-            WireError::BadTtl(t) => write!(f, "TTL {t} above the maximum {MAX_TTL}"),
+            WireError::BadTtl(t) => write!(
+                f,
+                "TTL {t} not allowed (above the maximum {MAX_TTL}, or not 0 on a link-local kind)"
+            ),
             WireError::BroadcastSource => f.write_str("source is the broadcast address"),
             WireError::BadDestination => f.write_str("destination not allowed for this frame kind"),
             WireError::BadField => f.write_str("body field out of range"),
@@ -105,6 +108,8 @@ pub enum Kind {
     UnknownSession,
     /// 0x0a: a message sealed with a password channel key.
     Channel,
+    /// 0x0c: link-local acknowledgement of frames received on a link (PROTOCOL.md §5.8, §7.10); TTL always 0.
+    LinkAck,
     /// Any other value in 0x0b..=0x1f.
     Unknown(u8),
 }
@@ -124,6 +129,7 @@ impl Kind {
             0x08 => Kind::Close,
             0x09 => Kind::UnknownSession,
             0x0a => Kind::Channel,
+            0x0c => Kind::LinkAck,
             other => Kind::Unknown(other),
         })
     }
@@ -141,13 +147,22 @@ impl Kind {
             Kind::Close => 0x08,
             Kind::UnknownSession => 0x09,
             Kind::Channel => 0x0a,
+            Kind::LinkAck => 0x0c,
             Kind::Unknown(c) => c & 0x1f,
         }
     }
 
     /// True for kinds that go to every node (destination must be broadcast).
     pub fn is_broadcast(self) -> bool {
-        matches!(self, Kind::Announce | Kind::Broadcast | Kind::Channel)
+        matches!(
+            self,
+            Kind::Announce | Kind::Broadcast | Kind::Channel | Kind::LinkAck
+        )
+    }
+
+    /// True for kinds that only ever travel one link: they must carry TTL 0, so no relay ever forwards them.
+    pub fn is_link_local(self) -> bool {
+        matches!(self, Kind::LinkAck)
     }
 
     /// True for kinds sealed with a session key (TRANSPORT, ACK, CLOSE share one body layout).
@@ -319,6 +334,9 @@ impl Header {
         if kind.is_broadcast() != dst.is_broadcast() {
             return Err(WireError::BadDestination);
         }
+        if kind.is_link_local() && ttl != 0 {
+            return Err(WireError::BadTtl(ttl));
+        }
         Ok(Header {
             kind,
             ttl,
@@ -427,6 +445,14 @@ mod tests {
         check(|b| b[0] = 0x20, WireError::ReservedKind);
         check(|b| b[0] = 0x3f, WireError::UnknownKind(0x1f));
         check(|b| b[1] = 16, WireError::BadTtl(16));
+        // LINK_ACK (to broadcast) is link-local: any TTL but 0 is refused.
+        check(
+            |b| {
+                b[0] = 0x2c;
+                b[14..22].fill(0xff)
+            },
+            WireError::BadTtl(7),
+        );
         check(|b| b[6..14].fill(0xff), WireError::BroadcastSource);
         check(|b| b[14..22].fill(0xff), WireError::BadDestination); // unicast kind to broadcast
         check(|b| b[0] = 0x22, WireError::BadDestination); // broadcast kind to one node
