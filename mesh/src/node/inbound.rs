@@ -1,5 +1,5 @@
-//! Frames from the air (PROTOCOL.md §7.1–§7.6): header checks, hellos, the duplicate cache, relaying, and
-//! delivery to the session layer, the peers table or the application.
+//! Frames from the air (PROTOCOL.md §7.1–§7.6, §7.10): header checks, hop-by-hop acknowledgements, hellos, the
+//! duplicate cache, relaying, and delivery to the session layer, the peers table or the application.
 //!
 //! Invariant: a relay decision reads only the header view (plus, for ANNOUNCE and BROADCAST, whether a signature
 //! is known to be bad) and changes only the TTL byte; a frame whose header fails the rules of §4.3 is dropped
@@ -33,6 +33,13 @@ impl Node {
         };
         let (src, dst, ttl) = (view.src(), view.dst(), view.ttl());
         let key: FrameKey = (src, view.frame_id());
+        if let Some(h) = header.filter(|h| h.kind == Kind::LinkAck) {
+            return self.on_link_ack(link, &frame, &h, now);
+        }
+        // §7.10: every other frame that passed the header rules is acknowledged to the link's neighbour (or
+        // acknowledges our own copy), whatever happens to it next.
+        let hello = ttl == 0 && header.is_some_and(|h| h.kind == Kind::Announce);
+        self.hop_heard(link, key, hello, now);
         if src == self.id {
             self.stats.drop_own = self.stats.drop_own.saturating_add(1);
             return;
@@ -90,7 +97,7 @@ impl Node {
         }
     }
 
-    fn count_wire(&mut self) {
+    pub(super) fn count_wire(&mut self) {
         self.stats.drop_wire = self.stats.drop_wire.saturating_add(1);
     }
 
@@ -107,7 +114,7 @@ impl Node {
         let (dst, kind) = (view.dst(), view.kind_code());
         match self.config.route.policy {
             RelayPolicy::Naive => {
-                let n = self.transmit_all(&frame, &[from]);
+                let n = self.transmit_all(&frame, &[from], now);
                 self.stats.relayed = self.stats.relayed.saturating_add(n);
             }
             _ => {
@@ -115,7 +122,7 @@ impl Node {
                     if let Some(link) = self.unicast_link(dst, kind, now).filter(|l| *l != from) {
                         self.stats.routed_unicast = self.stats.routed_unicast.saturating_add(1);
                         self.stats.relayed = self.stats.relayed.saturating_add(1);
-                        self.transmit(link, &frame);
+                        self.transmit(link, &frame, now);
                         return;
                     }
                 }
