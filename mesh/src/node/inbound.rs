@@ -55,6 +55,7 @@ impl Node {
         }
         if !self.dup.insert(key, now) {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+            self.relays.raise_ttl(&key, ttl);
             let threshold = self.config.route.suppression_threshold;
             let links_up = self.links.len();
             if self.relays.heard_copy(&key, link, threshold, links_up) == CopyHeard::Suppressed {
