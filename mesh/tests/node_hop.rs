@@ -553,3 +553,65 @@ proptest! {
         prop_assert!(p.count_sent(A, BROADCAST) <= frames * 4);
     }
 }
+
+/// Node A sends one private message to B; the first copy of HANDSHAKE_3 is lost on the link, so the TRANSPORT
+/// right behind it arrives first (PROTOCOL.md §6.8, §7.10). Returns the pair after 5 s.
+fn transport_overtakes_handshake_3(max_early_frames: usize) -> Pair {
+    let mut b = config(true);
+    b.route.max_early_frames = max_early_frames;
+    let mut p = Pair::settled(config(true), b);
+    let (now, peer) = (p.now, p.id(B));
+    p.nodes[A].send(peer, b"early bird", now).unwrap();
+    let mut first = true;
+    p.run_for(5_000, &mut |from, pk| {
+        let lose = from == A && kind_of(pk) == Some(0x05) && first;
+        first &= !lose;
+        lose
+    });
+    p
+}
+
+#[test]
+fn a_transport_that_overtakes_its_handshake_3_waits_for_it() {
+    let p = transport_overtakes_handshake_3(8);
+    let (a, b) = (p.stats(A), p.stats(B));
+    assert_eq!(p.received(B, b"early bird"), 1);
+    assert_eq!((b.early_held, b.early_released, b.drop_early), (1, 1, 0));
+    assert_eq!(a.retries, 0, "delivered without an end-to-end retry");
+    assert!(p.events[A]
+        .iter()
+        .any(|e| matches!(e, Event::DeliveryConfirmed { .. })));
+    // Without the hold the frame is refused and only the end-to-end retry (2 s later) delivers it.
+    let p = transport_overtakes_handshake_3(0);
+    let (a, b) = (p.stats(A), p.stats(B));
+    assert_eq!(p.received(B, b"early bird"), 1);
+    assert_eq!((b.early_held, b.drop_early), (0, 1));
+    assert_eq!(a.retries, 1);
+}
+
+#[test]
+fn early_frames_are_bounded_and_expire() {
+    let mut a = config(true);
+    a.route.ack_timeout = Duration::from_secs(100); // no end-to-end retry during the test
+    let mut b = config(true);
+    b.route.max_early_frames = 2;
+    let mut p = Pair::settled(a, b);
+    let (now, peer) = (p.now, p.id(B));
+    for k in 0..3u8 {
+        p.nodes[A].send(peer, &[b'e', k], now).unwrap();
+    }
+    // HANDSHAKE_3 never gets through: the three TRANSPORTs behind it wait for it, at most 2 at a time.
+    let mut no_third = |from: usize, pk: &[u8]| from == A && kind_of(pk) == Some(0x05);
+    p.run_for(1_000, &mut no_third);
+    let b = p.stats(B);
+    assert_eq!((b.early_held, b.drop_early, b.early_released), (3, 1, 0));
+    // A goes quiet; what B holds must still go.
+    let now = p.now;
+    p.nodes[A].link_down(LINK, now);
+    p.run_for(18_000, &mut no_third);
+    assert_eq!(p.stats(B).drop_early, 1, "still within the 20 s lifetime");
+    p.run_for(2_000, &mut no_third);
+    let b = p.stats(B);
+    assert_eq!((b.drop_early, b.early_released), (3, 0), "expired");
+    assert_eq!(p.received(B, &[b'e', 0]), 0);
+}

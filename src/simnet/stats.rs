@@ -80,6 +80,8 @@ pub struct StatsSum {
     pub drop_hop_ack_off: u64,
     /// LINK_ACK frames dropped: not from the link's neighbour.
     pub drop_hop_ack_foreign: u64,
+    /// Sealed frames that arrived before their session's HANDSHAKE_3, dropped unopened.
+    pub drop_early: u64,
 }
 
 /// Defines `add` (one node's `NodeStats`) and `merge` (another sum) over the same field list, so the two can
@@ -136,7 +138,8 @@ sum_fields!(
     hop_link_gone,
     hop_ack_unmatched,
     drop_hop_ack_off,
-    drop_hop_ack_foreign
+    drop_hop_ack_foreign,
+    drop_early
 );
 
 impl StatsSum {
@@ -162,6 +165,7 @@ impl StatsSum {
             ("hop_ack_unmatched", self.hop_ack_unmatched),
             ("hop_ack_off", self.drop_hop_ack_off),
             ("hop_ack_foreign", self.drop_hop_ack_foreign),
+            ("early_sealed", self.drop_early),
         ]
     }
 }

@@ -257,6 +257,12 @@ pub struct NodeStats {
     pub routes_broken: u64,
     /// Unicast frames sent on a learned route rather than flooded.
     pub routed_unicast: u64,
+    /// Sealed frames held because they arrived before their session's HANDSHAKE_3 (PROTOCOL.md §6.8).
+    pub early_held: u64,
+    /// Held sealed frames opened once their session was established.
+    pub early_released: u64,
+    /// Held sealed frames dropped: evicted from the full hold or expired there.
+    pub drop_early: u64,
     /// Private messages delivered twice and suppressed.
     pub duplicate_messages: u64,
     /// Seen-set entries evicted because it was full.

@@ -12,7 +12,7 @@ use crate::identity::NodeId;
 use crate::route::dup::FrameKey;
 use crate::route::relay::CopyHeard;
 use crate::route::reliable::{decode_ack, decode_transport, encode_ack};
-use crate::session::Delivered;
+use crate::session::{Delivered, SessionError};
 use crate::time::Instant;
 use crate::wire::{self, Body, FrameView, Header, Kind, WireError, MAX_TTL, VERSION};
 
@@ -329,13 +329,50 @@ impl Node {
 
     /// A unicast frame addressed to this node: the session layer.
     fn deliver_local(&mut self, header: Option<Header>, frame: &[u8], now: Instant) {
-        if header.is_none() {
+        let Some(h) = header else {
             return self.count_wire();
-        }
+        };
         match self.sessions.handle_frame(frame, now) {
             Ok(Some(d)) => self.on_delivered(d, now),
             Ok(None) => {}
+            Err(SessionError::HandshakeIncomplete) => self.hold_early(h.src, frame, now),
             Err(_) => self.stats.drop_session = self.stats.drop_session.saturating_add(1),
+        }
+    }
+
+    /// A sealed frame for a session whose HANDSHAKE_3 has not arrived yet (PROTOCOL.md §6.8): held, bounded,
+    /// until the session is established ([`Node::release_early`]) or the hold's lifetime ends.
+    fn hold_early(&mut self, from: NodeId, frame: &[u8], now: Instant) {
+        let r = &self.config.route;
+        let (cap, lifetime) = (r.max_early_frames, r.early_frame_lifetime);
+        if cap == 0 {
+            self.stats.drop_early = self.stats.drop_early.saturating_add(1);
+            return;
+        }
+        if self.early.len() >= cap {
+            self.early.pop_front();
+            self.stats.drop_early = self.stats.drop_early.saturating_add(1);
+        }
+        self.early.push_back((from, frame.to_vec(), now + lifetime));
+        self.stats.early_held = self.stats.early_held.saturating_add(1);
+    }
+
+    /// The session with `peer` is established: the sealed frames held for it are opened now, in arrival order.
+    pub(super) fn release_early(&mut self, peer: NodeId, now: Instant) {
+        if !self.early.iter().any(|(from, _, _)| *from == peer) {
+            return;
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|(from, _, _)| *from == peer);
+        self.early = rest.into_iter().collect();
+        for (_, frame, _) in mine {
+            self.stats.early_released = self.stats.early_released.saturating_add(1);
+            match self.sessions.handle_frame(&frame, now) {
+                Ok(Some(d)) => self.on_delivered(d, now),
+                Ok(None) => {}
+                Err(_) => self.stats.drop_session = self.stats.drop_session.saturating_add(1),
+            }
         }
     }
 

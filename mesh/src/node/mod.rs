@@ -86,6 +86,8 @@ pub struct Node {
     outbox: Outbox,
     seen: SeenSet,
     pending_broadcasts: VecDeque<(NodeId, Vec<u8>, Instant)>,
+    /// Sealed frames that arrived before the HANDSHAKE_3 of their session: (from, frame, expires).
+    early: VecDeque<(NodeId, Vec<u8>, Instant)>,
     channels: BTreeMap<String, ChannelKey>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -129,6 +131,7 @@ impl Node {
             outbox: Outbox::new(r.outbox_capacity),
             seen: SeenSet::new(r.seen_per_peer, r.max_peers, r.seen_lifetime),
             pending_broadcasts: VecDeque::new(),
+            early: VecDeque::new(),
             channels: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -428,6 +431,7 @@ impl Node {
         let pending: usize = self
             .pending_broadcasts
             .iter()
+            .chain(self.early.iter())
             .map(|(_, f, _)| f.capacity() + 48)
             .sum();
         let actions: usize = self
@@ -595,23 +599,36 @@ impl Node {
         self.push_event(Event::NeighbourDown { link, peer });
     }
 
-    /// Drains the session layer: frames go on air, events are counted and passed on.
+    /// Drains the session layer: frames go on air, events are counted and passed on, and a newly established
+    /// session opens the sealed frames that arrived before its HANDSHAKE_3 (which may send more: loop).
     fn pump(&mut self, now: Instant) {
-        while let Some(out) = self.sessions.poll_transmit() {
-            self.originate(out.frame, now);
-        }
-        while let Some(ev) = self.sessions.poll_event() {
-            use crate::session::SessionEvent as S;
-            let c = match &ev {
-                S::Established { .. } => Some(&mut self.stats.sessions_established),
-                S::Rekeyed { .. } => Some(&mut self.stats.rekeys),
-                S::Renewed { .. } => Some(&mut self.stats.renewals),
-                _ => None,
-            };
-            if let Some(c) = c {
-                *c = c.saturating_add(1);
+        loop {
+            while let Some(out) = self.sessions.poll_transmit() {
+                self.originate(out.frame, now);
             }
-            self.push_event(Event::Session(ev));
+            let mut established = Vec::new();
+            while let Some(ev) = self.sessions.poll_event() {
+                use crate::session::SessionEvent as S;
+                let c = match &ev {
+                    S::Established { peer, .. } => {
+                        established.push(*peer);
+                        Some(&mut self.stats.sessions_established)
+                    }
+                    S::Rekeyed { .. } => Some(&mut self.stats.rekeys),
+                    S::Renewed { .. } => Some(&mut self.stats.renewals),
+                    _ => None,
+                };
+                if let Some(c) = c {
+                    *c = c.saturating_add(1);
+                }
+                self.push_event(Event::Session(ev));
+            }
+            if established.is_empty() {
+                return;
+            }
+            for peer in established {
+                self.release_early(peer, now);
+            }
         }
     }
 }

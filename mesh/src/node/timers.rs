@@ -48,6 +48,10 @@ impl Node {
             self.pending_broadcasts.pop_front();
             self.stats.drop_pending_broadcast = self.stats.drop_pending_broadcast.saturating_add(1);
         }
+        while self.early.front().is_some_and(|(_, _, e)| *e <= now) {
+            self.early.pop_front();
+            self.stats.drop_early = self.stats.drop_early.saturating_add(1);
+        }
         self.dup.remove_expired(now);
         self.routes.remove_expired(now);
         self.seen.remove_expired(now);
@@ -72,6 +76,7 @@ impl Node {
             self.relays.next_due(),
             self.outbox.next_deadline(),
             self.pending_broadcasts.front().map(|(_, _, e)| *e),
+            self.early.front().map(|(_, _, e)| *e),
             self.hop_next_deadline(),
         ]
         .into_iter()

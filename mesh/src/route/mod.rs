@@ -100,6 +100,10 @@ pub struct RouteConfig {
     pub max_pending_broadcasts: usize,
     /// How long such a broadcast is held.
     pub pending_broadcast_lifetime: Duration,
+    /// Sealed frames held because they arrived before their session's HANDSHAKE_3 (PROTOCOL.md §6.8), at most.
+    pub max_early_frames: usize,
+    /// How long such a frame is held.
+    pub early_frame_lifetime: Duration,
     /// Hop-by-hop acknowledgements (PROTOCOL.md §7.10): acknowledge the frames received on each link and resend
     /// the frames a link's neighbour did not acknowledge. Runs on a link only when both ends have it on.
     pub hop_acks: bool,
@@ -151,6 +155,8 @@ impl Default for RouteConfig {
             seen_lifetime: Duration::from_secs(600),
             max_pending_broadcasts: 32,
             pending_broadcast_lifetime: Duration::from_secs(30),
+            max_early_frames: 8,
+            early_frame_lifetime: Duration::from_secs(20),
             hop_acks: true,
             hop_ack_delay: Duration::from_millis(10),
             hop_rto_initial: Duration::from_millis(250),
