@@ -66,6 +66,18 @@ pub struct FileConfig {
     /// The runtime's own bounds.
     #[serde(default)]
     pub runtime: RuntimeFile,
+    /// Protocol choices of the node.
+    #[serde(default)]
+    pub mesh: MeshFile,
+}
+
+/// `[mesh]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MeshFile {
+    /// Hop-by-hop acknowledgements and resends on every link (PROTOCOL.md §7.10). Default: on for `udp` and
+    /// `sim`, whose links lose packets; off for `ble`, whose link layer already retransmits every packet.
+    pub hop_acks: Option<bool>,
 }
 
 /// `[log]`.
@@ -211,6 +223,8 @@ pub struct Settings {
     pub control_queue: usize,
     /// Control connections at once.
     pub max_control_clients: usize,
+    /// Hop-by-hop acknowledgements on the node's links.
+    pub hop_acks: bool,
 }
 
 /// The default data directory: `$HOME/.local/share/meshnode`.
@@ -337,6 +351,9 @@ impl Settings {
                 file.runtime.max_control_clients,
                 16,
             )?,
+            // A BLE link loses a packet only with the link itself: acknowledging every frame would cost
+            // airtime for nothing. UDP datagrams and the simulated medium do lose packets.
+            hop_acks: file.mesh.hop_acks.unwrap_or(radio != RadioKind::Ble),
         })
     }
 }
@@ -356,6 +373,24 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/meshnode"));
         assert_eq!(s.udp.static_peers.len(), 1);
         assert_eq!(s.log_filter, "info");
+        assert!(s.hop_acks);
+    }
+
+    #[test]
+    fn hop_acks_follow_the_radio_unless_set() {
+        let args = RunArgs {
+            data_dir: Some("/tmp/d".into()),
+            ..RunArgs::default()
+        };
+        let resolve = |text: &str| {
+            let file = parse_file(text, Path::new("f")).unwrap();
+            Settings::resolve(file, &args, None).unwrap().hop_acks
+        };
+        assert!(!resolve("radio = \"ble\"\n"));
+        assert!(resolve("radio = \"udp\"\n"));
+        assert!(resolve("radio = \"sim\"\n"));
+        assert!(resolve("radio = \"ble\"\n[mesh]\nhop_acks = true\n"));
+        assert!(!resolve("radio = \"udp\"\n[mesh]\nhop_acks = false\n"));
     }
 
     #[test]

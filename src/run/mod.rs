@@ -154,11 +154,13 @@ async fn run_async(settings: Settings) -> Result<(), RunError> {
     let node_id = identity.node_id();
     let fingerprint = identity.public().fingerprint().to_string();
     tracing::info!(id = %node_id, fingerprint = %fingerprint, nickname = %settings.nickname,
-        radio = settings.radio.name(), data_dir = %settings.data_dir.display(), "meshnode starting");
+        radio = settings.radio.name(), hop_acks = settings.hop_acks, data_dir = %settings.data_dir.display(),
+        "meshnode starting");
 
     let clock = Clock::new();
     let mut node_config = NodeConfig::default();
     node_config.nickname = settings.nickname.clone();
+    node_config.route.hop_acks = settings.hop_acks;
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed)
         .map_err(|e| RunError::Radio(format!("the OS random number generator failed: {e}")))?;
