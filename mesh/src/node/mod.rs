@@ -3,8 +3,9 @@
 //! [`Node`] dispatches; the logic lives in [`crate::link`] (packets), [`crate::wire`] (frames),
 //! [`crate::session`] (Noise) and [`crate::route`] (tables and policies). This file holds the public methods and
 //! the plumbing every path shares (originating frames, putting them on links); `inbound.rs` handles frames from
-//! the air, `hop.rs` the hop-by-hop acknowledgements and resends, and `timers.rs` everything time-driven. Invariant: `Node` never reads a clock or the air; every input
-//! carries `now`, every output is polled, and every queue it owns is bounded with a drop counter.
+//! the air, `hop.rs` the hop-by-hop acknowledgements and resends, and `timers.rs` everything time-driven.
+//! Invariant: `Node` never reads a clock or the air; every input carries `now`, every output is polled, and every
+//! queue it owns is bounded with a drop counter.
 
 mod api;
 mod hop;
