@@ -281,6 +281,10 @@ pub struct Report {
     pub relayed: u64,
     /// Managed relays cancelled.
     pub suppressed: u64,
+    /// LINK_ACK frames sent (hop-by-hop acknowledgements, PROTOCOL.md §7.10).
+    pub hop_acks: u64,
+    /// Frames resent hop by hop.
+    pub hop_resends: u64,
     /// Drops by reason (node counters, runtime backlog and medium queue refusals).
     pub drops: BTreeMap<String, u64>,
     /// Radio links that came up (both ends counted).
@@ -600,6 +604,8 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         retries: totals.retries,
         relayed: totals.relayed,
         suppressed: totals.suppressed,
+        hop_acks: totals.hop_acks_sent,
+        hop_resends: totals.hop_resends,
         drops,
         links_up: rt.links_up,
         peak_memory_bytes: peak,
@@ -769,6 +775,8 @@ fn print_table(reports: &[Report]) {
         ("retries", Box::new(|r| r.retries as f64), ""),
         ("relayed frames", Box::new(|r| r.relayed as f64), ""),
         ("suppressed relays", Box::new(|r| r.suppressed as f64), ""),
+        ("hop acks sent", Box::new(|r| r.hop_acks as f64), ""),
+        ("hop resends", Box::new(|r| r.hop_resends as f64), ""),
         (
             "packets lost by the medium",
             Box::new(|r| r.lost_random as f64),

@@ -115,9 +115,13 @@ fn drain(rx: &mpsc::Receiver<serde_json::Value>, into: &mut Vec<serde_json::Valu
 fn assert_no_nonce_reused(capture: &[(bool, Vec<u8>)]) -> usize {
     // Per direction and per (sender instance, receiver link): a reassembler.
     let mut reassemblers: BTreeMap<(bool, u64, u32), Reassembler> = BTreeMap::new();
-    // Key generation per (src, dst, session id) pair, bumped by each handshake message of that session id.
+    // Key generation per (src, dst, session id): a new one starts with each new HANDSHAKE_1 of that session id,
+    // told apart by its ephemeral key (resends of one handshake, end to end or hop by hop, carry the same).
     let mut generation: BTreeMap<([u8; 8], [u8; 8], u8), u32> = BTreeMap::new();
-    let mut used: BTreeSet<NonceUse> = BTreeSet::new();
+    let mut ephemerals: BTreeSet<Vec<u8>> = BTreeSet::new();
+    // Each nonce use and the frame it sealed (without the TTL): a hop-by-hop resend repeats the same frame, which is
+    // not a reuse; a different frame under the same key and nonce is.
+    let mut used: BTreeMap<NonceUse, Vec<u8>> = BTreeMap::new();
     let mut sealed = 0;
     for (i, (from_a, bytes)) in capture.iter().enumerate() {
         let Ok(d) = decode(bytes) else { continue };
@@ -140,11 +144,16 @@ fn assert_no_nonce_reused(capture: &[(bool, Vec<u8>)]) -> usize {
         };
         let (src, dst) = (view.src().0, view.dst().0);
         match view.kind_code() {
-            0x03..=0x05 => {
-                let sid = view.body().first().copied().unwrap_or(0);
-                // The same handshake's messages bump both directions once per message: harmless, only finer.
-                for (s, d) in [(src, dst), (dst, src)] {
-                    *generation.entry((s, d, sid)).or_default() += 1;
+            0x03 => {
+                let body = view.body();
+                let sid = body.first().copied().unwrap_or(0);
+                let mut id = src.to_vec();
+                id.extend_from_slice(&dst);
+                id.extend_from_slice(body);
+                if ephemerals.insert(id) {
+                    for (s, d) in [(src, dst), (dst, src)] {
+                        *generation.entry((s, d, sid)).or_default() += 1;
+                    }
                 }
             }
             0x06..=0x08 => {
@@ -153,10 +162,17 @@ fn assert_no_nonce_reused(capture: &[(bool, Vec<u8>)]) -> usize {
                     .get(&(src, dst, s.session_id))
                     .copied()
                     .unwrap_or(0);
-                sealed += 1;
+                let mut without_ttl = vec![frame[0]];
+                without_ttl.extend_from_slice(&frame[2..]);
+                let first = used
+                    .entry((src, dst, s.session_id, g, s.nonce))
+                    .or_insert_with(|| {
+                        sealed += 1;
+                        without_ttl.clone()
+                    });
                 assert!(
-                    used.insert((src, dst, s.session_id, g, s.nonce)),
-                    "nonce {} reused from {:02x?} to {:02x?} on session {} (datagram {i})",
+                    *first == without_ttl,
+                    "nonce {} reused for another frame from {:02x?} to {:02x?} on session {} (datagram {i})",
                     s.nonce,
                     src,
                     dst,

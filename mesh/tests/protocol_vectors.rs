@@ -14,8 +14,8 @@ use mesh::identity::{Identity, NodeId};
 use mesh::wire::body::{CAP_RELAY, CAP_SESSIONS, SEALED_FIXED_LEN, TAG_LEN};
 use mesh::wire::{
     channel_associated_data, channel_tag, decode, encode, encode_body, sealed_associated_data,
-    Announce, Body, Broadcast, Channel, FrameView, Handshake, Header, Kind, PeerSync, Sealed,
-    UnknownSession, WireError, HEADER_LEN,
+    Announce, Body, Broadcast, Channel, FrameView, Handshake, Header, Kind, LinkAck, PeerSync,
+    Sealed, UnknownSession, WireError, HEADER_LEN,
 };
 
 const PEER: NodeId = NodeId([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
@@ -178,6 +178,21 @@ fn computed_channel() -> Vec<u8> {
     frame
 }
 
+/// The two frames the `link_ack` vector acknowledges.
+fn link_ack_keys() -> [(NodeId, u32); 2] {
+    [
+        (PEER, 0x0102_0304),
+        (
+            NodeId([0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01]),
+            0x0506_0708,
+        ),
+    ]
+}
+
+fn computed_link_ack() -> Vec<u8> {
+    LinkAck::frame(identity().node_id(), 0x0a0b_0c11, &link_ack_keys()).unwrap()
+}
+
 fn computed_header_transport() -> Vec<u8> {
     let header = Header {
         kind: Kind::Transport,
@@ -237,6 +252,7 @@ fn computed() -> Vec<(&'static str, Vec<u8>)> {
         ("channel_tag_general", channel_tag("general").to_vec()),
         ("channel", computed_channel()),
         ("peer_sync", computed_peer_sync()),
+        ("link_ack", computed_link_ack()),
     ]
 }
 
@@ -620,4 +636,52 @@ fn channel_vector() {
     m[1] = 1;
     assert!(channel_decrypt(&m).is_some());
     assert!(Channel::parse(&v[HEADER_LEN..HEADER_LEN + 47]).is_err());
+}
+
+#[test]
+fn link_ack_vector() {
+    let v = common::vector("link_ack");
+    let (h, body) = decode(&v).unwrap();
+    assert_eq!(
+        h,
+        Header {
+            kind: Kind::LinkAck,
+            ttl: 0,
+            frame_id: 0x0a0b_0c11,
+            src: identity().node_id(),
+            dst: NodeId::BROADCAST
+        }
+    );
+    let Body::LinkAck(ack) = body else {
+        panic!("not a LINK_ACK: {body:?}")
+    };
+    assert_eq!(ack.keys().collect::<Vec<_>>(), link_ack_keys());
+    assert_eq!(v.len(), HEADER_LEN + 2 * 12);
+    // Construct into a buffer pre-filled with 0xa5, and parse then emit.
+    let mut buf = vec![0xa5; HEADER_LEN + ack.buffer_len()];
+    h.emit(&mut buf);
+    ack.emit(&mut buf[HEADER_LEN..]);
+    assert_eq!(buf, v);
+    assert_eq!(encode_body(&h, &body).unwrap(), v);
+    // One SINGLE packet at ATT MTU 247 (§3.1).
+    assert_eq!(mesh::link::packet_count(v.len(), 247), Ok(1));
+    // Truncated: only whole keys make a LINK_ACK, and at least one.
+    for len in 0..v.len() {
+        let ok = len > HEADER_LEN && (len - HEADER_LEN) % 12 == 0;
+        assert_eq!(decode(&v[..len]).is_ok(), ok, "prefix {len}");
+    }
+    // Malformed: link-local, so any TTL but 0 is refused; a unicast destination is refused.
+    for ttl in 1..=15 {
+        let mut m = v.clone();
+        m[1] = ttl;
+        assert_eq!(decode(&m).unwrap_err(), WireError::LinkLocalTtl(ttl));
+    }
+    let mut m = v.clone();
+    m[14..22].copy_from_slice(&PEER.0);
+    assert_eq!(decode(&m).unwrap_err(), WireError::BadDestination);
+    let mut m = v.clone();
+    m.extend_from_slice(&[0; 12 * 30]);
+    assert_eq!(decode(&m).map(|(_, b)| b.buffer_len()), Ok(32 * 12));
+    m.extend_from_slice(&[0; 12]);
+    assert_eq!(decode(&m).unwrap_err(), WireError::TooLong);
 }

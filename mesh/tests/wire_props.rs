@@ -5,8 +5,8 @@
 
 use mesh::identity::{Identity, NodeId, PublicIdentity};
 use mesh::wire::{
-    decode, encode_body, Announce, Body, Broadcast, Channel, Handshake, Header, Kind, Sealed,
-    UnknownSession, WireError, HEADER_LEN, MAX_TTL,
+    decode, encode_body, Announce, Body, Broadcast, Channel, Handshake, Header, Kind, LinkAck,
+    Sealed, UnknownSession, WireError, HEADER_LEN, MAX_TTL,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -44,6 +44,10 @@ enum OwnedBody {
         channel_tag: [u8; 8],
         nonce: [u8; 24],
         ciphertext_and_tag: Vec<u8>,
+    },
+    /// 1..=32 keys of 12 bytes.
+    LinkAck {
+        keys: Vec<u8>,
     },
 }
 
@@ -102,6 +106,9 @@ impl OwnedBody {
                 nonce: *nonce,
                 ciphertext_and_tag,
             }),
+            OwnedBody::LinkAck { keys } => {
+                Body::LinkAck(LinkAck::parse(keys).expect("strategy makes whole keys"))
+            }
         }
     }
 }
@@ -187,6 +194,9 @@ fn kind_and_body() -> impl Strategy<Value = (Kind, OwnedBody)> {
                     ciphertext_and_tag
                 }
             )),
+        (1usize..=32)
+            .prop_flat_map(|n| prop::collection::vec(any::<u8>(), n * 12))
+            .prop_map(|keys| (Kind::LinkAck, OwnedBody::LinkAck { keys })),
     ]
 }
 
@@ -197,13 +207,14 @@ fn node_id() -> impl Strategy<Value = NodeId> {
         .prop_map(NodeId)
 }
 
-/// A valid header of `kind`: broadcast kinds go to everyone, the others to a node other than the source.
+/// A valid header of `kind`: broadcast kinds go to everyone, the others to a node other than the source;
+/// link-local kinds carry TTL 0.
 fn header(kind: Kind) -> impl Strategy<Value = Header> {
     (0..=MAX_TTL, any::<u32>(), node_id(), node_id())
         .prop_filter("dst != src", |(_, _, src, dst)| src != dst)
         .prop_map(move |(ttl, frame_id, src, dst)| Header {
             kind,
-            ttl,
+            ttl: if kind.is_link_local() { 0 } else { ttl },
             frame_id,
             src,
             dst: if kind.is_broadcast() {

@@ -75,6 +75,9 @@ pub struct FileConfig {
     /// The store's bounds.
     #[serde(default)]
     pub store: StoreFile,
+    /// Protocol choices of the node.
+    #[serde(default)]
+    pub mesh: MeshFile,
 }
 
 /// `[store]`.
@@ -87,6 +90,15 @@ pub struct StoreFile {
     /// Resume stored sessions after a restart without a handshake (default true). Off: every restart starts
     /// sessions afresh (stored ones are deleted); the outbox and delivered ids are kept either way.
     pub resume_sessions: Option<bool>,
+}
+
+/// `[mesh]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MeshFile {
+    /// Hop-by-hop acknowledgements and resends on every link (PROTOCOL.md §7.10). Default: on for `udp` and
+    /// `sim`, whose links lose packets; off for `ble`, whose link layer already retransmits every packet.
+    pub hop_acks: Option<bool>,
 }
 
 /// `[log]`.
@@ -246,6 +258,8 @@ pub struct Settings {
     pub max_peer_records: usize,
     /// Resume stored sessions at start.
     pub resume_sessions: bool,
+    /// Hop-by-hop acknowledgements on the node's links.
+    pub hop_acks: bool,
 }
 
 /// The default data directory: `$HOME/.local/share/meshnode`.
@@ -405,6 +419,9 @@ impl Settings {
                 None => meshnode::store::peers::DEFAULT_MAX_PEER_RECORDS,
             },
             resume_sessions: file.store.resume_sessions.unwrap_or(true),
+            // A BLE link loses a packet only with the link itself: acknowledging every frame would cost
+            // airtime for nothing. UDP datagrams and the simulated medium do lose packets.
+            hop_acks: file.mesh.hop_acks.unwrap_or(radio != RadioKind::Ble),
         })
     }
 }
@@ -425,6 +442,7 @@ mod tests {
         assert_eq!(s.udp.static_peers.len(), 1);
         assert_eq!(s.log_filter, "info");
         assert_eq!(s.max_peer_records, 4096);
+        assert!(s.hop_acks);
         assert_eq!(
             s.passphrase,
             PassphraseSource::File(PathBuf::from("/etc/meshnode/passphrase"))
@@ -483,6 +501,25 @@ mod tests {
         .unwrap();
         let err = resolve(&both, &args, false).unwrap_err().to_string();
         assert!(err.contains("exclude each other"), "{err}");
+    }
+
+    #[test]
+    fn hop_acks_follow_the_radio_unless_set() {
+        let args = RunArgs {
+            data_dir: Some("/tmp/d".into()),
+            ..RunArgs::default()
+        };
+        let resolve = |text: &str| {
+            let file = parse_file(text, Path::new("f")).unwrap();
+            Settings::resolve(file, &args, None, false)
+                .unwrap()
+                .hop_acks
+        };
+        assert!(!resolve("radio = \"ble\"\n"));
+        assert!(resolve("radio = \"udp\"\n"));
+        assert!(resolve("radio = \"sim\"\n"));
+        assert!(resolve("radio = \"ble\"\n[mesh]\nhop_acks = true\n"));
+        assert!(!resolve("radio = \"udp\"\n[mesh]\nhop_acks = false\n"));
     }
 
     #[test]

@@ -216,7 +216,8 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
     let node_id = identity.node_id();
     let fingerprint = identity.public().fingerprint().to_string();
     tracing::info!(id = %node_id, fingerprint = %fingerprint, nickname = %settings.nickname,
-        radio = settings.radio.name(), data_dir = %settings.data_dir.display(), "meshnode starting");
+        radio = settings.radio.name(), hop_acks = settings.hop_acks, data_dir = %settings.data_dir.display(),
+        "meshnode starting");
 
     let clock = Clock::new();
     let mut node_config = NodeConfig::default();
@@ -225,6 +226,7 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
     let seen_lifetime = node_config.route.seen_lifetime.total_millis();
     let stored = store.load_node_state(clock.now(), seen_lifetime, settings.resume_sessions)?;
     let pins = store.load_pins()?;
+    node_config.route.hop_acks = settings.hop_acks;
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed)
         .map_err(|e| RunError::Radio(format!("the OS random number generator failed: {e}")))?;

@@ -62,6 +62,26 @@ pub struct StatsSum {
     pub route_evictions: u64,
     /// Unicast frames sent on a learned route.
     pub routed_unicast: u64,
+    /// LINK_ACK frames sent.
+    pub hop_acks_sent: u64,
+    /// Frames resent hop by hop.
+    pub hop_resends: u64,
+    /// Frames acknowledged by a copy from the neighbour.
+    pub hop_implicit_acks: u64,
+    /// Frames given up on a link after their last resend.
+    pub hop_gave_up: u64,
+    /// Frames sent unprotected because the resend hold was full.
+    pub hop_unheld: u64,
+    /// Waits dropped with their link.
+    pub hop_link_gone: u64,
+    /// Acknowledged keys that matched nothing held.
+    pub hop_ack_unmatched: u64,
+    /// LINK_ACK frames dropped: acknowledgements off here.
+    pub drop_hop_ack_off: u64,
+    /// LINK_ACK frames dropped: not from the link's neighbour.
+    pub drop_hop_ack_foreign: u64,
+    /// Sealed frames that arrived before their session's HANDSHAKE_3, dropped unopened.
+    pub drop_early: u64,
 }
 
 /// Defines `add` (one node's `NodeStats`) and `merge` (another sum) over the same field list, so the two can
@@ -109,7 +129,17 @@ sum_fields!(
     actions_dropped,
     peer_evictions,
     route_evictions,
-    routed_unicast
+    routed_unicast,
+    hop_acks_sent,
+    hop_resends,
+    hop_implicit_acks,
+    hop_gave_up,
+    hop_unheld,
+    hop_link_gone,
+    hop_ack_unmatched,
+    drop_hop_ack_off,
+    drop_hop_ack_foreign,
+    drop_early
 );
 
 impl StatsSum {
@@ -129,6 +159,13 @@ impl StatsSum {
             ("outbox_expired", self.outbox_expired),
             ("node_events", self.events_dropped),
             ("node_actions", self.actions_dropped),
+            ("hop_gave_up", self.hop_gave_up),
+            ("hop_unheld", self.hop_unheld),
+            ("hop_link_gone", self.hop_link_gone),
+            ("hop_ack_unmatched", self.hop_ack_unmatched),
+            ("hop_ack_off", self.drop_hop_ack_off),
+            ("hop_ack_foreign", self.drop_hop_ack_foreign),
+            ("early_sealed", self.drop_early),
         ]
     }
 }

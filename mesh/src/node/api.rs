@@ -306,6 +306,12 @@ pub struct NodeStats {
     pub routes_broken: u64,
     /// Unicast frames sent on a learned route rather than flooded.
     pub routed_unicast: u64,
+    /// Sealed frames held because they arrived before their session's HANDSHAKE_3 (PROTOCOL.md §6.8).
+    pub early_held: u64,
+    /// Held sealed frames opened once their session was established.
+    pub early_released: u64,
+    /// Held sealed frames dropped: evicted from the full hold or expired there.
+    pub drop_early: u64,
     /// Private messages delivered twice and suppressed.
     pub duplicate_messages: u64,
     /// Seen-set entries evicted because it was full.
@@ -336,6 +342,33 @@ pub struct NodeStats {
     pub events_dropped: u64,
     /// Packets dropped because nobody polled the actions.
     pub actions_dropped: u64,
+    /// LINK_ACK frames sent (PROTOCOL.md §7.10).
+    pub hop_acks_sent: u64,
+    /// LINK_ACK frames accepted.
+    pub hop_acks_received: u64,
+    /// Waits for a hop-by-hop acknowledgement started: one per frame and link it was held for. Each ends exactly
+    /// once, as `hop_acked`, `hop_implicit_acks`, `hop_gave_up` or `hop_link_gone`, or is still waiting.
+    pub hop_held: u64,
+    /// Waits for a hop-by-hop acknowledgement now open (a gauge, like `outbox_len`).
+    pub hop_waiting: u64,
+    /// Frames a link's neighbour acknowledged with a LINK_ACK.
+    pub hop_acked: u64,
+    /// Frames a link's neighbour acknowledged by sending the same frame on that link.
+    pub hop_implicit_acks: u64,
+    /// Frames resent on a link whose neighbour did not acknowledge them in time.
+    pub hop_resends: u64,
+    /// Frames given up on one link after `hop_max_sends` sends without an acknowledgement.
+    pub hop_gave_up: u64,
+    /// Frames sent without being held for resending because the hold was full.
+    pub hop_unheld: u64,
+    /// Waits for an acknowledgement dropped because their link went down.
+    pub hop_link_gone: u64,
+    /// Acknowledged keys that matched no held frame (late, repeated or forged acknowledgements).
+    pub hop_ack_unmatched: u64,
+    /// LINK_ACK frames dropped because hop-by-hop acknowledgements are off on this node.
+    pub drop_hop_ack_off: u64,
+    /// LINK_ACK frames dropped because their source is not the neighbour bound to the link.
+    pub drop_hop_ack_foreign: u64,
 }
 
 /// Why an application call was refused.

@@ -1,5 +1,5 @@
-//! Frames from the air (PROTOCOL.md §7.1–§7.6): header checks, hellos, the duplicate cache, relaying, and
-//! delivery to the session layer, the peers table or the application.
+//! Frames from the air (PROTOCOL.md §7.1–§7.6, §7.10): header checks, hop-by-hop acknowledgements, hellos, the
+//! duplicate cache, relaying, and delivery to the session layer, the peers table or the application.
 //!
 //! Invariant: a relay decision reads only the header view (plus, for ANNOUNCE and BROADCAST, whether a signature
 //! is known to be bad) and changes only the TTL byte; a frame whose header fails the rules of §4.3 is dropped
@@ -13,7 +13,7 @@ use crate::route::dup::FrameKey;
 use crate::route::relay::CopyHeard;
 use crate::route::reliable::{decode_ack, decode_transport, encode_ack};
 use crate::route::tables::AnnounceProof;
-use crate::session::Delivered;
+use crate::session::{Delivered, SessionError};
 use crate::time::Instant;
 use crate::wire::{self, Body, FrameView, Header, Kind, WireError, MAX_TTL, VERSION};
 
@@ -34,6 +34,13 @@ impl Node {
         };
         let (src, dst, ttl) = (view.src(), view.dst(), view.ttl());
         let key: FrameKey = (src, view.frame_id());
+        if let Some(h) = header.filter(|h| h.kind == Kind::LinkAck) {
+            return self.on_link_ack(link, &frame, &h, now);
+        }
+        // §7.10: every other frame that passed the header rules is acknowledged to the link's neighbour (or
+        // acknowledges our own copy), whatever happens to it next.
+        let hello = ttl == 0 && header.is_some_and(|h| h.kind == Kind::Announce);
+        self.hop_heard(link, key, hello, now);
         if src == self.id {
             self.stats.drop_own = self.stats.drop_own.saturating_add(1);
             return;
@@ -54,6 +61,7 @@ impl Node {
         }
         if !self.dup.insert(key, now) {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+            self.relays.raise_ttl(&key, ttl);
             let threshold = self.config.route.suppression_threshold;
             let links_up = self.links.len();
             if self.relays.heard_copy(&key, link, threshold, links_up) == CopyHeard::Suppressed {
@@ -96,7 +104,7 @@ impl Node {
         }
     }
 
-    fn count_wire(&mut self) {
+    pub(super) fn count_wire(&mut self) {
         self.stats.drop_wire = self.stats.drop_wire.saturating_add(1);
     }
 
@@ -113,7 +121,7 @@ impl Node {
         let (dst, kind) = (view.dst(), view.kind_code());
         match self.config.route.policy {
             RelayPolicy::Naive => {
-                let n = self.transmit_all(&frame, &[from]);
+                let n = self.transmit_all(&frame, &[from], now);
                 self.stats.relayed = self.stats.relayed.saturating_add(n);
             }
             _ => {
@@ -121,7 +129,7 @@ impl Node {
                     if let Some(link) = self.unicast_link(dst, kind, now).filter(|l| *l != from) {
                         self.stats.routed_unicast = self.stats.routed_unicast.saturating_add(1);
                         self.stats.relayed = self.stats.relayed.saturating_add(1);
-                        self.transmit(link, &frame);
+                        self.transmit(link, &frame, now);
                         return;
                     }
                 }
@@ -205,7 +213,7 @@ impl Node {
                 dst: neighbour,
             };
             if let Ok(frame) = wire::encode_body(&header, &body) {
-                self.transmit(link, &frame);
+                self.transmit(link, &frame, now);
                 self.stats.peer_syncs_sent = self.stats.peer_syncs_sent.saturating_add(1);
             }
         }
@@ -425,13 +433,50 @@ impl Node {
 
     /// A unicast frame addressed to this node: the session layer.
     fn deliver_local(&mut self, header: Option<Header>, frame: &[u8], now: Instant) {
-        if header.is_none() {
+        let Some(h) = header else {
             return self.count_wire();
-        }
+        };
         match self.sessions.handle_frame(frame, now) {
             Ok(Some(d)) => self.on_delivered(d, now),
             Ok(None) => {}
+            Err(SessionError::HandshakeIncomplete) => self.hold_early(h.src, frame, now),
             Err(_) => self.stats.drop_session = self.stats.drop_session.saturating_add(1),
+        }
+    }
+
+    /// A sealed frame for a session whose HANDSHAKE_3 has not arrived yet (PROTOCOL.md §6.8): held, bounded,
+    /// until the session is established ([`Node::release_early`]) or the hold's lifetime ends.
+    fn hold_early(&mut self, from: NodeId, frame: &[u8], now: Instant) {
+        let r = &self.config.route;
+        let (cap, lifetime) = (r.max_early_frames, r.early_frame_lifetime);
+        if cap == 0 {
+            self.stats.drop_early = self.stats.drop_early.saturating_add(1);
+            return;
+        }
+        if self.early.len() >= cap {
+            self.early.pop_front();
+            self.stats.drop_early = self.stats.drop_early.saturating_add(1);
+        }
+        self.early.push_back((from, frame.to_vec(), now + lifetime));
+        self.stats.early_held = self.stats.early_held.saturating_add(1);
+    }
+
+    /// The session with `peer` is established: the sealed frames held for it are opened now, in arrival order.
+    pub(super) fn release_early(&mut self, peer: NodeId, now: Instant) {
+        if !self.early.iter().any(|(from, _, _)| *from == peer) {
+            return;
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|(from, _, _)| *from == peer);
+        self.early = rest.into_iter().collect();
+        for (_, frame, _) in mine {
+            self.stats.early_released = self.stats.early_released.saturating_add(1);
+            match self.sessions.handle_frame(&frame, now) {
+                Ok(Some(d)) => self.on_delivered(d, now),
+                Ok(None) => {}
+                Err(_) => self.stats.drop_session = self.stats.drop_session.saturating_add(1),
+            }
         }
     }
 

@@ -3,10 +3,12 @@
 //! [`Node`] dispatches; the logic lives in [`crate::link`] (packets), [`crate::wire`] (frames),
 //! [`crate::session`] (Noise) and [`crate::route`] (tables and policies). This file holds the public methods and
 //! the plumbing every path shares (originating frames, putting them on links); `inbound.rs` handles frames from
-//! the air and `timers.rs` everything time-driven. Invariant: `Node` never reads a clock or the air; every input
-//! carries `now`, every output is polled, and every queue it owns is bounded with a drop counter.
+//! the air, `hop.rs` the hop-by-hop acknowledgements and resends, and `timers.rs` everything time-driven.
+//! Invariant: `Node` never reads a clock or the air; every input carries `now`, every output is polled, and every
+//! queue it owns is bounded with a drop counter.
 
 mod api;
+mod hop;
 mod inbound;
 mod timers;
 
@@ -23,6 +25,7 @@ pub use api::*;
 use crate::identity::{Identity, NodeId};
 use crate::link::{Fragmenter, Reassembler};
 use crate::route::dup::DupCache;
+use crate::route::hop::{AckBatch, Rtt, Unacked};
 use crate::route::relay::PendingRelays;
 use crate::route::reliable::{encode_transport, Backoff, OutMessage, OutState, Outbox, SeenSet};
 use crate::route::tables::{Peers, Routes};
@@ -45,6 +48,16 @@ struct LinkState {
     neighbour: Option<NodeId>,
     last_heard: Instant,
     next_hello: Instant,
+    /// The neighbour acknowledges frames on this link (a LINK_ACK came from it): frames sent here are held until
+    /// acknowledged (PROTOCOL.md §7.10).
+    peer_acks: bool,
+    /// Round-trip estimate from those acknowledgements.
+    rtt: Rtt,
+    /// Keys of frames received here, waiting to be acknowledged.
+    acks: AckBatch,
+    /// Frame id and send time of the last hello: acknowledged before `peer_acks` is known, its ack gives the
+    /// link's first round-trip sample.
+    last_hello: Option<(u32, Instant)>,
 }
 
 /// One mesh node.
@@ -70,9 +83,12 @@ pub struct Node {
     routes: Routes,
     dup: DupCache,
     relays: PendingRelays,
+    unacked: Unacked,
     outbox: Outbox,
     seen: SeenSet,
     pending_broadcasts: VecDeque<(NodeId, Vec<u8>, Instant)>,
+    /// Sealed frames that arrived before the HANDSHAKE_3 of their session: (from, frame, expires).
+    early: VecDeque<(NodeId, Vec<u8>, Instant)>,
     channels: BTreeMap<String, ChannelKey>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -112,9 +128,11 @@ impl Node {
             routes: Routes::new(r.max_routes),
             dup: DupCache::new(r.dup_capacity, r.dup_lifetime),
             relays: PendingRelays::new(r.max_pending_relays),
+            unacked: Unacked::new(r.hop_max_frames, r.hop_max_bytes),
             outbox: Outbox::new(r.outbox_capacity),
             seen: SeenSet::new(r.seen_per_peer, r.max_peers, r.seen_lifetime),
             pending_broadcasts: VecDeque::new(),
+            early: VecDeque::new(),
             channels: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -136,6 +154,7 @@ impl Node {
     /// `hello_interval` after. A link already up is restarted (fresh fragmenter and reassembler).
     pub fn link_up(&mut self, link: LinkId, att_mtu: u16, now: Instant) {
         if let Some(old) = self.links.remove(&link) {
+            self.hop_link_gone(link);
             if let Some(peer) = old.neighbour {
                 self.neighbour_lost(link, peer);
             }
@@ -149,14 +168,19 @@ impl Node {
                 neighbour: None,
                 last_heard: now,
                 next_hello: now + self.config.route.hello_interval,
+                peer_acks: false,
+                rtt: Rtt::default(),
+                acks: AckBatch::default(),
+                last_hello: None,
             },
         );
-        self.send_hello(link);
+        self.send_hello(link, now);
     }
 
     /// A link went down: its neighbour (if any) is reported gone and every route over it is forgotten.
     pub fn link_down(&mut self, link: LinkId, now: Instant) {
         if let Some(state) = self.links.remove(&link) {
+            self.hop_link_gone(link);
             if let Some(peer) = state.neighbour {
                 self.neighbour_lost(link, peer);
             }
@@ -423,6 +447,7 @@ impl Node {
         s.drop_relay_queue = self.relays.refused();
         s.seen_evictions = self.seen.evictions();
         s.outbox_len = self.outbox.len() as u64;
+        s.hop_waiting = self.unacked.open_waits() as u64;
         s
     }
 
@@ -471,11 +496,16 @@ impl Node {
         let links: usize = self
             .links
             .values()
-            .map(|l| core::mem::size_of::<LinkState>() + l.reassembler.heap_bytes())
+            .map(|l| {
+                core::mem::size_of::<LinkState>()
+                    + l.reassembler.heap_bytes()
+                    + l.acks.memory_bytes()
+            })
             .sum();
         let pending: usize = self
             .pending_broadcasts
             .iter()
+            .chain(self.early.iter())
             .map(|(_, f, _)| f.capacity() + 48)
             .sum();
         let actions: usize = self
@@ -494,6 +524,7 @@ impl Node {
             + self.routes.memory_bytes()
             + self.dup.memory_bytes()
             + self.relays.memory_bytes()
+            + self.unacked.memory_bytes()
             + self.outbox.memory_bytes()
             + self.seen.memory_bytes()
             + pending
@@ -541,14 +572,23 @@ impl Node {
         }
     }
 
-    /// Fragments `frame` for `link` and queues its packets.
-    fn transmit(&mut self, link: LinkId, frame: &[u8]) {
+    /// Fragments `frame` for `link`, queues its packets, and holds it for resending until the link's neighbour
+    /// acknowledges it (when hop-by-hop acknowledgements run on the link, §7.10).
+    fn transmit(&mut self, link: LinkId, frame: &[u8], now: Instant) {
+        if self.put_on_link(link, frame) {
+            self.hold_for_ack(link, frame, now);
+        }
+    }
+
+    /// Fragments `frame` for `link` and queues its packets; false when the link is not up or the frame cannot be
+    /// fragmented (counted).
+    fn put_on_link(&mut self, link: LinkId, frame: &[u8]) -> bool {
         let Some(state) = self.links.get_mut(&link) else {
-            return;
+            return false;
         };
         let Ok(packets) = state.fragmenter.fragment(frame, state.att_mtu) else {
             self.stats.drop_link = self.stats.drop_link.saturating_add(1);
-            return;
+            return false;
         };
         let mut out = Vec::new();
         for p in packets {
@@ -578,6 +618,7 @@ impl Node {
             self.stats.packets_out = self.stats.packets_out.saturating_add(1);
             self.actions.push_back(Action::Transmit { link, packet });
         }
+        true
     }
 
     /// Queues a record for the store, when persistence is on. Never dropped.
@@ -596,7 +637,7 @@ impl Node {
     }
 
     /// Sends `frame` on every up link except those in `skip`; returns how many links it went out on.
-    fn transmit_all(&mut self, frame: &[u8], skip: &[LinkId]) -> u64 {
+    fn transmit_all(&mut self, frame: &[u8], skip: &[LinkId], now: Instant) -> u64 {
         let links: Vec<LinkId> = self
             .links
             .keys()
@@ -604,7 +645,7 @@ impl Node {
             .copied()
             .collect();
         for l in &links {
-            self.transmit(*l, frame);
+            self.transmit(*l, frame, now);
         }
         links.len() as u64
     }
@@ -624,11 +665,11 @@ impl Node {
         if !dst.is_broadcast() {
             if let Some(link) = self.unicast_link(dst, kind, now) {
                 self.stats.routed_unicast = self.stats.routed_unicast.saturating_add(1);
-                self.transmit(link, &frame);
+                self.transmit(link, &frame, now);
                 return;
             }
         }
-        self.transmit_all(&frame, &[]);
+        self.transmit_all(&frame, &[], now);
     }
 
     /// The one link a unicast frame of kind `kind` for `dst` should take, if any: the managed policy only.
@@ -645,13 +686,16 @@ impl Node {
     }
 
     /// Sends the link-local hello (ANNOUNCE, TTL 0) on `link`.
-    fn send_hello(&mut self, link: LinkId) {
+    fn send_hello(&mut self, link: LinkId, now: Instant) {
         let frame_id = self.rng.next_u32();
         let nick = nickname_prefix(&self.config.nickname);
         if let Ok(frame) =
             Announce::sign_frame(&self.identity, frame_id, 0, self.config.capabilities, nick)
         {
-            self.transmit(link, &frame);
+            if let Some(state) = self.links.get_mut(&link) {
+                state.last_hello = Some((frame_id, now));
+            }
+            self.transmit(link, &frame, now);
         }
     }
 
@@ -661,25 +705,38 @@ impl Node {
         self.push_event(Event::NeighbourDown { link, peer });
     }
 
-    /// Drains the session layer: frames go on air, events are counted and passed on.
+    /// Drains the session layer: frames go on air, events are counted and passed on, and a newly established
+    /// session opens the sealed frames that arrived before its HANDSHAKE_3 (which may send more: loop).
     fn pump(&mut self, now: Instant) {
-        // Records first: a frame sealed under a new nonce reservation must not go on air before it is stored.
-        self.drain_persist();
-        while let Some(out) = self.sessions.poll_transmit() {
-            self.originate(out.frame, now);
-        }
-        while let Some(ev) = self.sessions.poll_event() {
-            use crate::session::SessionEvent as S;
-            let c = match &ev {
-                S::Established { .. } => Some(&mut self.stats.sessions_established),
-                S::Rekeyed { .. } => Some(&mut self.stats.rekeys),
-                S::Renewed { .. } => Some(&mut self.stats.renewals),
-                _ => None,
-            };
-            if let Some(c) = c {
-                *c = c.saturating_add(1);
+        loop {
+            // Records first: a frame sealed under a new nonce reservation must not go on air before it is stored.
+            self.drain_persist();
+            while let Some(out) = self.sessions.poll_transmit() {
+                self.originate(out.frame, now);
             }
-            self.push_event(Event::Session(ev));
+            let mut established = Vec::new();
+            while let Some(ev) = self.sessions.poll_event() {
+                use crate::session::SessionEvent as S;
+                let c = match &ev {
+                    S::Established { peer, .. } => {
+                        established.push(*peer);
+                        Some(&mut self.stats.sessions_established)
+                    }
+                    S::Rekeyed { .. } => Some(&mut self.stats.rekeys),
+                    S::Renewed { .. } => Some(&mut self.stats.renewals),
+                    _ => None,
+                };
+                if let Some(c) = c {
+                    *c = c.saturating_add(1);
+                }
+                self.push_event(Event::Session(ev));
+            }
+            if established.is_empty() {
+                return;
+            }
+            for peer in established {
+                self.release_early(peer, now);
+            }
         }
     }
 }

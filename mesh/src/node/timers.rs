@@ -1,5 +1,6 @@
-//! Everything time-driven in the node (PROTOCOL.md §7): hellos, neighbour timeouts, mesh-wide announces, peer
-//! expiry, managed relay delays, private message retries and expiry, held broadcasts, table pruning.
+//! Everything time-driven in the node (PROTOCOL.md §7): hellos, neighbour timeouts, hop-by-hop acks and resends,
+//! mesh-wide announces, peer expiry, managed relay delays, private message retries and expiry, held broadcasts,
+//! table pruning.
 //!
 //! Invariant: after `handle_timeout(now)`, no deadline that `poll_timeout` reports is at or before `now`
 //! (each rule either acts on a due deadline or moves it into the future), so a runtime never spins; calling
@@ -15,6 +16,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.sessions.handle_timeout(now);
         self.link_timers(now);
+        self.hop_timers(now);
         if self.next_announce <= now {
             self.send_announce(now);
         }
@@ -22,7 +24,7 @@ impl Node {
             self.push_event(Event::PeerGone { peer });
         }
         for r in self.relays.take_due(now) {
-            let n = self.transmit_all(&r.frame, &r.skip);
+            let n = self.transmit_all(&r.frame, &r.skip, now);
             self.stats.relayed = self.stats.relayed.saturating_add(n);
         }
         for m in self.outbox.take_expired(now) {
@@ -46,6 +48,10 @@ impl Node {
         {
             self.pending_broadcasts.pop_front();
             self.stats.drop_pending_broadcast = self.stats.drop_pending_broadcast.saturating_add(1);
+        }
+        while self.early.front().is_some_and(|(_, _, e)| *e <= now) {
+            self.early.pop_front();
+            self.stats.drop_early = self.stats.drop_early.saturating_add(1);
         }
         self.dup.remove_expired(now);
         self.routes.remove_expired(now);
@@ -71,6 +77,8 @@ impl Node {
             self.relays.next_due(),
             self.outbox.next_deadline(),
             self.pending_broadcasts.front().map(|(_, _, e)| *e),
+            self.early.front().map(|(_, _, e)| *e),
+            self.hop_next_deadline(),
         ]
         .into_iter()
         .chain(links)
@@ -103,7 +111,7 @@ impl Node {
             self.neighbour_lost(link, peer);
         }
         for link in hellos {
-            self.send_hello(link);
+            self.send_hello(link, now);
         }
     }
 

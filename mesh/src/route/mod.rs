@@ -1,11 +1,12 @@
 //! The routing layer (PROTOCOL.md §7): neighbours, the duplicate cache, relay policy, learned routes,
-//! end-to-end acknowledgements with retries, and the outbox.
+//! hop-by-hop acknowledgements with resends, end-to-end acknowledgements with retries, and the outbox.
 //!
 //! Every piece is a small sans-IO table with a bound from [`RouteConfig`], an `expires_at` per entry and a
 //! counter for what it dropped; [`crate::node::Node`] ties them together. Invariant: no table grows past its
 //! configured capacity, whatever arrives from the air.
 
 pub mod dup;
+pub mod hop;
 pub mod relay;
 pub mod reliable;
 pub mod tables;
@@ -101,6 +102,27 @@ pub struct RouteConfig {
     pub max_pending_broadcasts: usize,
     /// How long such a broadcast is held.
     pub pending_broadcast_lifetime: Duration,
+    /// Sealed frames held because they arrived before their session's HANDSHAKE_3 (PROTOCOL.md §6.8), at most.
+    pub max_early_frames: usize,
+    /// How long such a frame is held.
+    pub early_frame_lifetime: Duration,
+    /// Hop-by-hop acknowledgements (PROTOCOL.md §7.10): acknowledge the frames received on each link and resend
+    /// the frames a link's neighbour did not acknowledge. Runs on a link only when both ends have it on.
+    pub hop_acks: bool,
+    /// How long a receiver gathers keys before it sends a LINK_ACK.
+    pub hop_ack_delay: Duration,
+    /// Resend timeout of a link before its first round-trip sample.
+    pub hop_rto_initial: Duration,
+    /// Lower bound of the resend timeout.
+    pub hop_rto_min: Duration,
+    /// Upper bound of the resend timeout (backoff included).
+    pub hop_rto_max: Duration,
+    /// Sends of a frame on one link (the first included) before that link gives up on it.
+    pub hop_max_sends: u8,
+    /// Frames held for resending, at most.
+    pub hop_max_frames: usize,
+    /// Bytes of frames held for resending, at most.
+    pub hop_max_bytes: usize,
 }
 
 impl Default for RouteConfig {
@@ -136,6 +158,16 @@ impl Default for RouteConfig {
             seen_lifetime: Duration::from_secs(600),
             max_pending_broadcasts: 32,
             pending_broadcast_lifetime: Duration::from_secs(30),
+            max_early_frames: 8,
+            early_frame_lifetime: Duration::from_secs(20),
+            hop_acks: true,
+            hop_ack_delay: Duration::from_millis(10),
+            hop_rto_initial: Duration::from_millis(250),
+            hop_rto_min: Duration::from_millis(50),
+            hop_rto_max: Duration::from_secs(4),
+            hop_max_sends: 4,
+            hop_max_frames: 64,
+            hop_max_bytes: 32 * 1024,
         }
     }
 }

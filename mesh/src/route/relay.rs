@@ -99,6 +99,23 @@ impl PendingRelays {
         CopyHeard::Noted
     }
 
+    /// A copy of `key` arrived with TTL `ttl`: the pending relay, if any, goes out with at least `ttl - 1`. The
+    /// first copy to arrive may have come the long way round (the managed delays and hop-by-hop resends make
+    /// that common); relaying the TTL of the shortest path keeps nodes near the TTL limit within reach. Only the
+    /// TTL byte changes, as for any relay (PROTOCOL.md §4.3).
+    pub fn raise_ttl(&mut self, key: &FrameKey, ttl: u8) {
+        let Some(e) = self.entries.iter_mut().find(|e| e.key == *key) else {
+            return;
+        };
+        let wanted = ttl.min(crate::wire::MAX_TTL).saturating_sub(1);
+        let Some(current) = e.frame.get_mut(1) else {
+            return;
+        };
+        if wanted > *current {
+            *current = wanted;
+        }
+    }
+
     /// Removes and returns every relay due at `now`, earliest first.
     pub fn take_due(&mut self, now: Instant) -> Vec<PendingRelay> {
         let mut due = Vec::new();
@@ -162,6 +179,28 @@ mod tests {
         assert_eq!(q.heard_copy(&k, LinkId(4), 3, 4), CopyHeard::Suppressed);
         assert!(q.is_empty());
         assert_eq!(q.heard_copy(&k, LinkId(3), 3, 4), CopyHeard::NotPending);
+    }
+
+    #[test]
+    fn a_copy_with_more_hops_left_raises_the_pending_ttl() {
+        let mut q = PendingRelays::new(2);
+        let k = (NodeId([1; 8]), 5);
+        let mut frame = alloc::vec![0x22u8; 30];
+        frame[1] = 3;
+        assert!(q.schedule(k, frame, Instant::from_millis(10), LinkId(1)));
+        q.raise_ttl(&k, 3);
+        q.raise_ttl(&(NodeId([2; 8]), 5), 9);
+        assert_eq!(q.take_due(Instant::from_millis(0)).len(), 0);
+        q.raise_ttl(&k, 6);
+        q.raise_ttl(&k, 4);
+        q.raise_ttl(&k, 200);
+        let due = q.take_due(Instant::from_millis(10));
+        assert_eq!(due.first().map(|r| r.frame[1]), Some(14));
+        assert_eq!(
+            due.first().map(|r| r.frame[0]),
+            Some(0x22),
+            "nothing else changes"
+        );
     }
 
     #[test]

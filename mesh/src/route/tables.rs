@@ -269,14 +269,16 @@ impl Routes {
     }
 
     /// Learns (or refreshes) the route to `dst` from a new frame of `dst` that arrived on `link` with `hops`.
-    /// A fresh frame from `dst` also confirms the route. An existing route with fewer hops is kept (only its
-    /// confirmation and lifetime are refreshed when it is the same link).
+    /// A fresh frame from `dst` on the route's link confirms the route. An existing route over another link with
+    /// fewer hops is kept, unless it awaits confirmation: then the link the destination's frame actually came
+    /// over replaces it (that frame proves nothing about the other link).
     pub fn learn(&mut self, dst: NodeId, link: LinkId, hops: u8, lifetime: Duration, now: Instant) {
         let expires = now + lifetime;
         self.earliest_expiry = Some(self.earliest_expiry.map_or(expires, |e| e.min(expires)));
         if let Some(r) = self.map.get_mut(&dst) {
-            r.confirm_by = None;
-            if r.expires > now && r.link != link && r.hops < hops {
+            // A frame over another link says nothing about this route: a shorter one is kept only while it is
+            // not awaiting confirmation (else the answer arriving elsewhere would confirm the wrong route).
+            if r.expires > now && r.link != link && r.hops < hops && r.confirm_by.is_none() {
                 return;
             }
             *r = Route {
@@ -432,6 +434,29 @@ mod tests {
         assert_eq!(p.evictions(), 1);
         let gone = p.remove_stale(Duration::from_secs(1), Instant::from_millis(1_005));
         assert_eq!(gone, [NodeId([2; 8])]);
+    }
+
+    #[test]
+    fn an_answer_over_another_link_replaces_a_route_in_doubt() {
+        let mut r = Routes::new(8);
+        let d = NodeId([9; 8]);
+        let (c, life) = (Duration::from_secs(1), Duration::from_secs(60));
+        // A 1-hop route (a forged src can teach one) and the real 2-hop path.
+        r.learn(d, LinkId(3), 1, life, Instant::from_millis(0));
+        r.learn(d, LinkId(4), 2, life, Instant::from_millis(10));
+        assert_eq!(r.get(&d).map(|x| x.link), Some(LinkId(3)), "shorter kept");
+        // A handshake goes out on it and awaits an answer; the answer comes over link 4.
+        let t = Instant::from_millis(100);
+        assert_eq!(r.lookup(&d, true, c, t), Some(LinkId(3)));
+        r.learn(d, LinkId(4), 2, life, Instant::from_millis(120));
+        let route = r.get(&d).copied().unwrap();
+        assert_eq!(
+            (route.link, route.hops, route.confirm_by),
+            (LinkId(4), 2, None)
+        );
+        // Confirmed routes are not displaced by longer paths.
+        r.learn(d, LinkId(5), 3, life, Instant::from_millis(130));
+        assert_eq!(r.get(&d).map(|x| x.link), Some(LinkId(4)));
     }
 
     #[test]

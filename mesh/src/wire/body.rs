@@ -652,6 +652,90 @@ pub fn channel_associated_data(frame: &[u8]) -> Result<[u8; CHANNEL_AD_LEN], Wir
     Ok(ad)
 }
 
+/// Bytes of one key in a LINK_ACK body: `src` (8) and `frame_id` (4, big-endian) of an acknowledged frame.
+pub const LINK_ACK_KEY_LEN: usize = 12;
+/// The most keys one LINK_ACK carries (PROTOCOL.md §5.8).
+pub const MAX_LINK_ACK_KEYS: usize = 32;
+
+/// LINK_ACK body (PROTOCOL.md §5.8): the `(src, frame_id)` keys of frames received on the link the ack travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkAck<'a> {
+    /// 1..=[`MAX_LINK_ACK_KEYS`] keys of [`LINK_ACK_KEY_LEN`] bytes each, as received.
+    keys: &'a [u8],
+}
+
+impl<'a> LinkAck<'a> {
+    /// Parses a LINK_ACK body: a whole number of keys, at least one and at most [`MAX_LINK_ACK_KEYS`].
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        if body.is_empty() || body.len() % LINK_ACK_KEY_LEN != 0 {
+            return Err(WireError::Truncated);
+        }
+        if body.len() / LINK_ACK_KEY_LEN > MAX_LINK_ACK_KEYS {
+            return Err(WireError::TooLong);
+        }
+        Ok(LinkAck { keys: body })
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.keys.len() / LINK_ACK_KEY_LEN
+    }
+
+    /// Never true for a parsed body.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys, in order: `(src, frame_id)`.
+    pub fn keys(&self) -> impl Iterator<Item = (NodeId, u32)> + 'a {
+        self.keys.chunks_exact(LINK_ACK_KEY_LEN).filter_map(|k| {
+            let (src, id) = k.split_first_chunk::<8>()?;
+            let id: [u8; 4] = id.try_into().ok()?;
+            Some((NodeId(*src), u32::from_be_bytes(id)))
+        })
+    }
+
+    /// Bytes the body takes.
+    pub fn buffer_len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Writes the body into `buf[..self.buffer_len()]`.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`Self::buffer_len`].
+    pub fn emit(&self, buf: &mut [u8]) {
+        buf[..self.keys.len()].copy_from_slice(self.keys);
+    }
+
+    /// Builds a complete LINK_ACK frame: TTL 0, source `src`, destination broadcast, acknowledging `keys`
+    /// (1..=[`MAX_LINK_ACK_KEYS`], else [`WireError::BadField`] / [`WireError::TooLong`]).
+    pub fn frame(src: NodeId, frame_id: u32, keys: &[(NodeId, u32)]) -> Result<Vec<u8>, WireError> {
+        if keys.is_empty() {
+            return Err(WireError::BadField);
+        }
+        if keys.len() > MAX_LINK_ACK_KEYS {
+            return Err(WireError::TooLong);
+        }
+        if src.is_broadcast() {
+            return Err(WireError::BroadcastSource);
+        }
+        let header = Header {
+            kind: Kind::LinkAck,
+            ttl: 0,
+            frame_id,
+            src,
+            dst: NodeId::BROADCAST,
+        };
+        Ok(frame_bytes(&header, keys.len() * LINK_ACK_KEY_LEN, |b| {
+            for (chunk, (id, fid)) in b.chunks_exact_mut(LINK_ACK_KEY_LEN).zip(keys) {
+                chunk[..8].copy_from_slice(&id.0);
+                chunk[8..].copy_from_slice(&fid.to_be_bytes());
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,6 +862,41 @@ mod tests {
             Err(WireError::Truncated)
         );
         assert_ne!(channel_tag("general"), channel_tag("General"));
+    }
+
+    #[test]
+    fn link_ack_keys_and_limits() {
+        let keys = [(NodeId([1; 8]), 0x0102_0304), (NodeId([2; 8]), 5)];
+        let frame = LinkAck::frame(NodeId([9; 8]), 77, &keys).unwrap();
+        assert_eq!(frame.len(), HEADER_LEN + 24);
+        assert_eq!(frame[0], 0x2c);
+        assert_eq!(frame[1], 0);
+        let ack = LinkAck::parse(&frame[HEADER_LEN..]).unwrap();
+        assert_eq!(ack.len(), 2);
+        assert_eq!(ack.keys().collect::<Vec<_>>(), keys);
+        let mut buf = [0xa5u8; 24];
+        ack.emit(&mut buf);
+        assert_eq!(&buf[..], &frame[HEADER_LEN..]);
+        assert_eq!(LinkAck::parse(&[]), Err(WireError::Truncated));
+        assert_eq!(LinkAck::parse(&[0; 13]), Err(WireError::Truncated));
+        assert_eq!(LinkAck::parse(&[0; 11]), Err(WireError::Truncated));
+        let max = [0u8; MAX_LINK_ACK_KEYS * LINK_ACK_KEY_LEN];
+        assert_eq!(LinkAck::parse(&max).unwrap().len(), MAX_LINK_ACK_KEYS);
+        let over = [0u8; (MAX_LINK_ACK_KEYS + 1) * LINK_ACK_KEY_LEN];
+        assert_eq!(LinkAck::parse(&over), Err(WireError::TooLong));
+        assert_eq!(
+            LinkAck::frame(NodeId([9; 8]), 1, &[]),
+            Err(WireError::BadField)
+        );
+        let many = [(NodeId([1; 8]), 1); MAX_LINK_ACK_KEYS + 1];
+        assert_eq!(
+            LinkAck::frame(NodeId([9; 8]), 1, &many),
+            Err(WireError::TooLong)
+        );
+        assert_eq!(
+            LinkAck::frame(NodeId::BROADCAST, 1, &keys),
+            Err(WireError::BroadcastSource)
+        );
     }
 
     #[test]

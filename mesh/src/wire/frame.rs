@@ -7,7 +7,9 @@
 
 use alloc::vec::Vec;
 
-use super::body::{Announce, Broadcast, Channel, Handshake, PeerSync, Sealed, UnknownSession};
+use super::body::{
+    Announce, Broadcast, Channel, Handshake, LinkAck, PeerSync, Sealed, UnknownSession,
+};
 use super::header::{FrameView, Header, Kind, WireError, HEADER_LEN, MAX_FRAME_LEN};
 
 /// The parsed body of a frame of a known kind; which handshake message or which sealed kind it is comes from
@@ -28,6 +30,8 @@ pub enum Body<'a> {
     Channel(Channel<'a>),
     /// PEER_SYNC (§5.7).
     PeerSync(PeerSync<'a>),
+    /// LINK_ACK (§5.8).
+    LinkAck(LinkAck<'a>),
 }
 
 impl Body<'_> {
@@ -41,6 +45,7 @@ impl Body<'_> {
             Body::UnknownSession(_) => kind == Kind::UnknownSession,
             Body::Channel(_) => kind == Kind::Channel,
             Body::PeerSync(_) => kind == Kind::PeerSync,
+            Body::LinkAck(_) => kind == Kind::LinkAck,
         }
     }
 
@@ -54,6 +59,7 @@ impl Body<'_> {
             Body::UnknownSession(b) => b.buffer_len(),
             Body::Channel(b) => b.buffer_len(),
             Body::PeerSync(b) => b.buffer_len(),
+            Body::LinkAck(b) => b.buffer_len(),
         }
     }
 
@@ -70,6 +76,7 @@ impl Body<'_> {
             Body::UnknownSession(b) => b.emit(buf),
             Body::Channel(b) => b.emit(buf),
             Body::PeerSync(b) => b.emit(buf),
+            Body::LinkAck(b) => b.emit(buf),
         }
     }
 }
@@ -90,6 +97,7 @@ pub fn decode(frame: &[u8]) -> Result<(Header, Body<'_>), WireError> {
         Kind::UnknownSession => Body::UnknownSession(UnknownSession::parse(body)?),
         Kind::Channel => Body::Channel(Channel::parse(body)?),
         Kind::PeerSync => Body::PeerSync(PeerSync::parse(body)?),
+        Kind::LinkAck => Body::LinkAck(LinkAck::parse(body)?),
         Kind::Unknown(code) => return Err(WireError::UnknownKind(code)),
     };
     Ok((header, body))

@@ -45,7 +45,7 @@ pub enum WireError {
     UnknownKind(u8),
     /// TTL above [`MAX_TTL`].
     BadTtl(u8),
-    /// A link-local kind (PEER_SYNC) with a TTL other than 0.
+    /// A link-local kind (PEER_SYNC, LINK_ACK) with a TTL other than 0.
     LinkLocalTtl(u8),
     /// The source is the broadcast address.
     BroadcastSource,
@@ -112,7 +112,9 @@ pub enum Kind {
     Channel,
     /// 0x0b: a known peer's signed announce handed to a new neighbour (link-local, TTL 0).
     PeerSync,
-    /// Any other value in 0x0c..=0x1f.
+    /// 0x0c: link-local acknowledgement of frames received on a link (PROTOCOL.md §5.8, §7.10); TTL always 0.
+    LinkAck,
+    /// Any other value in 0x0d..=0x1f.
     Unknown(u8),
 }
 
@@ -132,6 +134,7 @@ impl Kind {
             0x09 => Kind::UnknownSession,
             0x0a => Kind::Channel,
             0x0b => Kind::PeerSync,
+            0x0c => Kind::LinkAck,
             other => Kind::Unknown(other),
         })
     }
@@ -150,13 +153,22 @@ impl Kind {
             Kind::UnknownSession => 0x09,
             Kind::Channel => 0x0a,
             Kind::PeerSync => 0x0b,
+            Kind::LinkAck => 0x0c,
             Kind::Unknown(c) => c & 0x1f,
         }
     }
 
     /// True for kinds that go to every node (destination must be broadcast).
     pub fn is_broadcast(self) -> bool {
-        matches!(self, Kind::Announce | Kind::Broadcast | Kind::Channel)
+        matches!(
+            self,
+            Kind::Announce | Kind::Broadcast | Kind::Channel | Kind::LinkAck
+        )
+    }
+
+    /// True for kinds that only ever travel one link: they must carry TTL 0, so no relay ever forwards them.
+    pub fn is_link_local(self) -> bool {
+        matches!(self, Kind::PeerSync | Kind::LinkAck)
     }
 
     /// True for kinds sealed with a session key (TRANSPORT, ACK, CLOSE share one body layout).
@@ -167,11 +179,6 @@ impl Kind {
     /// True for the three handshake messages.
     pub fn is_handshake(self) -> bool {
         matches!(self, Kind::Handshake1 | Kind::Handshake2 | Kind::Handshake3)
-    }
-
-    /// True for kinds that only ever cross one link: they must carry TTL 0 (PROTOCOL.md §4.3).
-    pub fn is_link_local(self) -> bool {
-        matches!(self, Kind::PeerSync)
     }
 }
 
@@ -444,6 +451,14 @@ mod tests {
         check(|b| b[0] = 0x20, WireError::ReservedKind);
         check(|b| b[0] = 0x3f, WireError::UnknownKind(0x1f));
         check(|b| b[1] = 16, WireError::BadTtl(16));
+        // LINK_ACK (to broadcast) is link-local: any TTL but 0 is refused.
+        check(
+            |b| {
+                b[0] = 0x2c;
+                b[14..22].fill(0xff)
+            },
+            WireError::LinkLocalTtl(7),
+        );
         check(|b| b[6..14].fill(0xff), WireError::BroadcastSource);
         check(|b| b[14..22].fill(0xff), WireError::BadDestination); // unicast kind to broadcast
         check(|b| b[0] = 0x22, WireError::BadDestination); // broadcast kind to one node

@@ -13,7 +13,7 @@ mod header;
 
 pub use body::{
     authenticated_header, channel_associated_data, channel_tag, sealed_associated_data, Announce,
-    Broadcast, Channel, Handshake, PeerSync, Sealed, UnknownSession,
+    Broadcast, Channel, Handshake, LinkAck, PeerSync, Sealed, UnknownSession,
 };
 pub use frame::{decode, encode, encode_body, Body};
 pub use header::{
