@@ -11,6 +11,10 @@
 //! proof is its listener, which never stops. For messages to the killed node, the sender's `delivered` event proves
 //! the receiver stored the delivery before acknowledging it, and no listener of any of its incarnations saw a
 //! message twice. The killed node's store opened cleanly at every start.
+//!
+//! Radio drops: the relay cuts the link (everything lost, both ways, until both ends time the link out) right after
+//! the first packet of a fragmented frame, and right after a HANDSHAKE_1; when it lets traffic through again the
+//! message gets through once and is acknowledged.
 
 mod run_util;
 
@@ -37,9 +41,48 @@ type NonceUse = ([u8; 8], [u8; 8], u8, u32, u64);
 /// Datagrams seen by the relay: (from the stable node?, bytes).
 type Capture = Arc<Mutex<Vec<(bool, Vec<u8>)>>>;
 
-/// Forwards datagrams between the two nodes and keeps a copy of each. `a` talks to `xa`, `b` to `xb`.
+/// What the relay does with the next datagrams: a radio drop is everything lost until the test lifts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    /// Forward everything.
+    Pass,
+    /// Forward up to and including the first packet that opens a fragmented frame, then drop everything.
+    CutAfterFirstFragment,
+    /// Forward up to and including the first HANDSHAKE_1, then drop everything.
+    CutAfterHandshake1,
+    /// Drop everything.
+    Cut,
+}
+
+impl Rule {
+    /// Whether `datagram` passes, and the rule after it.
+    fn apply(self, datagram: &[u8]) -> (bool, Rule) {
+        let packet = match decode(datagram) {
+            Ok(d) => match d.message {
+                Message::Data { payload, .. } => Some(payload),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        let header = packet.as_ref().and_then(|p| p.first()).copied();
+        let kind = packet.as_ref().and_then(|p| p.get(1)).map(|b| b & 0x1f);
+        // Packet types (PROTOCOL.md §3.1): FIRST is 0b10 in the top two bits, SINGLE 0b11.
+        let first = header.is_some_and(|h| h >> 6 == 0b10);
+        let handshake_1 = header.is_some_and(|h| h >> 6 == 0b11) && kind == Some(0x03);
+        match self {
+            Rule::Cut => (false, Rule::Cut),
+            Rule::CutAfterFirstFragment if first => (true, Rule::Cut),
+            Rule::CutAfterHandshake1 if handshake_1 => (true, Rule::Cut),
+            other => (true, other),
+        }
+    }
+}
+
+/// Forwards datagrams between the two nodes by its [`Rule`] and keeps a copy of each one forwarded. `a` talks to
+/// `xa`, `b` to `xb`.
 struct Relay {
     stop: Arc<AtomicBool>,
+    rule: Arc<Mutex<Rule>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -52,25 +95,47 @@ impl Relay {
         capture: Capture,
     ) -> Relay {
         let stop = Arc::new(AtomicBool::new(false));
+        let rule = Arc::new(Mutex::new(Rule::Pass));
         let mut threads = Vec::new();
         for (from_a, rx, tx, to) in [
             (true, xa.try_clone().unwrap(), xb.try_clone().unwrap(), b),
             (false, xb, xa, a),
         ] {
-            let (stop, capture) = (Arc::clone(&stop), Arc::clone(&capture));
+            let (stop, capture, rule) =
+                (Arc::clone(&stop), Arc::clone(&capture), Arc::clone(&rule));
             rx.set_read_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
             threads.push(std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((n, _)) = rx.recv_from(&mut buf) {
-                        capture.lock().unwrap().push((from_a, buf[..n].to_vec()));
-                        let _ = tx.send_to(&buf[..n], to);
+                        let pass = {
+                            let mut r = rule.lock().unwrap();
+                            let (pass, next) = r.apply(&buf[..n]);
+                            *r = next;
+                            pass
+                        };
+                        if pass {
+                            capture.lock().unwrap().push((from_a, buf[..n].to_vec()));
+                            let _ = tx.send_to(&buf[..n], to);
+                        }
                     }
                 }
             }));
         }
-        Relay { stop, threads }
+        Relay {
+            stop,
+            rule,
+            threads,
+        }
+    }
+
+    fn set(&self, rule: Rule) {
+        *self.rule.lock().unwrap() = rule;
+    }
+
+    fn rule(&self) -> Rule {
+        *self.rule.lock().unwrap()
     }
 }
 
@@ -304,4 +369,127 @@ fn a_node_killed_twenty_times_under_traffic_loses_nothing_and_never_reuses_a_non
         sent_to_a.len(),
         capture.lock().unwrap().len()
     );
+}
+
+/// Two nodes joined through a relay.
+struct Pair {
+    relay: Relay,
+    capture: Capture,
+    _dirs: Vec<tempfile::TempDir>,
+    paths: [std::path::PathBuf; 2],
+    _procs: Vec<Proc>,
+    ids: [String; 2],
+}
+
+fn pair() -> Pair {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths = [dirs[0].path().join("data"), dirs[1].path().join("data")];
+    let ports = free_ports(2);
+    let (xa, xb) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let (xa_port, xb_port) = (
+        xa.local_addr().unwrap().port(),
+        xb.local_addr().unwrap().port(),
+    );
+    let capture: Capture = Arc::default();
+    let relay = Relay::start(
+        xa,
+        xb,
+        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
+        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+        Arc::clone(&capture),
+    );
+    let unlock = ["--no-passphrase".to_string()];
+    let procs = vec![
+        node(&paths[0], ports[0], xa_port, "left", &unlock),
+        node(&paths[1], ports[1], xb_port, "right", &unlock),
+    ];
+    let ids = [node_id(&paths[0]), node_id(&paths[1])];
+    wait_for(
+        "the nodes to know each other",
+        Duration::from_secs(20),
+        || (knows(&paths[0], &ids[1]) && knows(&paths[1], &ids[0])).then_some(()),
+    );
+    Pair {
+        relay,
+        capture,
+        _dirs: dirs,
+        paths,
+        _procs: procs,
+        ids,
+    }
+}
+
+fn links(dir: &Path) -> u64 {
+    let (ok, v, _) = ctl(dir, &["status"]);
+    if ok {
+        v["links"].as_u64().unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// Cuts the link by `rule` while `text` goes from the left node to the right one, waits until both ends saw the
+/// link go down, lifts the cut, and checks that `text` arrives once and is acknowledged.
+fn radio_drop_during(p: &Pair, rule: Rule, text: &str) {
+    let (_l1, rx1) = listen(&p.paths[1]);
+    let (_l0, rx0) = listen(&p.paths[0]);
+    p.relay.set(rule);
+    let id = send(&p.paths[0], &p.ids[1], text).expect("the message is accepted");
+    wait_for("the relay to cut the link", Duration::from_secs(20), || {
+        (p.relay.rule() == Rule::Cut).then_some(())
+    });
+    wait_for(
+        "both ends to lose the link",
+        Duration::from_secs(20),
+        || (links(&p.paths[0]) == 0 && links(&p.paths[1]) == 0).then_some(()),
+    );
+    p.relay.set(Rule::Pass);
+    let (mut got, mut acked) = (Vec::new(), Vec::new());
+    wait_for(
+        "the message after the drop",
+        Duration::from_secs(60),
+        || {
+            drain(&rx1, &mut got);
+            drain(&rx0, &mut acked);
+            let heard = got
+                .iter()
+                .any(|e| e["event"] == "message" && e["text"] == text);
+            let confirmed = acked
+                .iter()
+                .any(|e| e["event"] == "delivered" && e["id"] == id.as_str());
+            (heard && confirmed).then_some(())
+        },
+    );
+    drain(&rx1, &mut got);
+    let copies = got
+        .iter()
+        .filter(|e| e["event"] == "message" && e["text"] == text)
+        .count();
+    assert_eq!(copies, 1, "delivered {copies} times");
+    assert_no_nonce_reused(&p.capture.lock().unwrap());
+}
+
+#[test]
+fn a_radio_drop_in_the_middle_of_a_fragmented_frame_loses_nothing() {
+    let p = pair();
+    // A session first, so that the long message is one sealed frame of several packets.
+    {
+        let (_l, rx) = listen(&p.paths[1]);
+        send(&p.paths[0], &p.ids[1], "warm-up").expect("accepted");
+        let mut events = Vec::new();
+        wait_for("the warm-up message", Duration::from_secs(20), || {
+            drain(&rx, &mut events);
+            events.iter().any(|e| e["text"] == "warm-up").then_some(())
+        });
+    }
+    radio_drop_during(&p, Rule::CutAfterFirstFragment, &"x".repeat(900));
+}
+
+#[test]
+fn a_radio_drop_during_a_handshake_loses_nothing() {
+    let p = pair();
+    radio_drop_during(&p, Rule::CutAfterHandshake1, "through a broken handshake");
 }
