@@ -252,39 +252,16 @@ fn assert_no_nonce_reused(capture: &[(bool, Vec<u8>)]) -> usize {
 
 #[test]
 fn a_node_killed_twenty_times_under_traffic_loses_nothing_and_never_reuses_a_nonce() {
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (pa, pb) = (dirs[0].path().join("data"), dirs[1].path().join("data"));
-    let pass = dirs[1].path().join("passphrase");
+    let secret = tempfile::tempdir().unwrap();
+    let pass = secret.path().join("passphrase");
     std::fs::write(&pass, "killed many times\n").unwrap();
     std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let b_unlock = vec!["--passphrase-file".to_string(), pass.display().to_string()];
     let a_unlock = vec!["--no-passphrase".to_string()];
-
-    let ports = free_ports(2);
-    let (xa, xb) = (
-        UdpSocket::bind("127.0.0.1:0").unwrap(),
-        UdpSocket::bind("127.0.0.1:0").unwrap(),
-    );
-    let (xa_port, xb_port) = (
-        xa.local_addr().unwrap().port(),
-        xb.local_addr().unwrap().port(),
-    );
-    let capture: Capture = Arc::default();
-    let relay = Relay::start(
-        xa,
-        xb,
-        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
-        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
-        Arc::clone(&capture),
-    );
-    let _a = node(&pa, ports[0], xa_port, "steady", &a_unlock);
-    let mut b = node(&pb, ports[1], xb_port, "crashy", &b_unlock);
-    let (ida, idb) = (node_id(&pa), node_id(&pb));
-    wait_for(
-        "the nodes to know each other",
-        Duration::from_secs(20),
-        || (knows(&pa, &idb) && knows(&pb, &ida)).then_some(()),
-    );
+    let mut p = pair(["steady", "crashy"], [&a_unlock, &b_unlock]);
+    let (pa, pb) = (p.paths[0].clone(), p.paths[1].clone());
+    let (ida, idb) = (p.ids[0].clone(), p.ids[1].clone());
+    let mut b = p.procs.pop().unwrap();
     let (_la, rx_a) = listen(&pa);
     let mut events_a = Vec::new();
     let mut events_b = Vec::new();
@@ -316,7 +293,7 @@ fn a_node_killed_twenty_times_under_traffic_loses_nothing_and_never_reuses_a_non
         drain(&rx_b, &mut events_b);
         drop(b);
         drain(&rx_b, &mut events_b);
-        b = node(&pb, ports[1], xb_port, "crashy", &b_unlock);
+        b = node(&pb, p.ports[1], p.relay_ports[1], "crashy", &b_unlock);
         let (ok, _, err) = ctl(&pb, &["status"]);
         assert!(
             ok,
@@ -360,28 +337,32 @@ fn a_node_killed_twenty_times_under_traffic_loses_nothing_and_never_reuses_a_non
         sent_to_b.len(),
         sent_to_a.len()
     );
-    drop(relay);
-    let sealed = assert_no_nonce_reused(&capture.lock().unwrap());
+    let capture = std::mem::take(&mut *p.capture.lock().unwrap());
+    let sealed = assert_no_nonce_reused(&capture);
     assert!(sealed > 2 * KILLS, "only {sealed} sealed frames captured");
     eprintln!(
         "{KILLS} kills: {} messages to the killed node, {} from it, {sealed} sealed frames checked, {} datagrams",
         sent_to_b.len(),
         sent_to_a.len(),
-        capture.lock().unwrap().len()
+        capture.len()
     );
 }
 
-/// Two nodes joined through a relay.
+/// Two nodes joined through a relay: node 0 binds `ports[0]` and talks to the relay's `relay_ports[0]`, node 1
+/// likewise.
 struct Pair {
     relay: Relay,
     capture: Capture,
     _dirs: Vec<tempfile::TempDir>,
     paths: [std::path::PathBuf; 2],
-    _procs: Vec<Proc>,
+    procs: Vec<Proc>,
     ids: [String; 2],
+    ports: Vec<u16>,
+    relay_ports: [u16; 2],
 }
 
-fn pair() -> Pair {
+/// Starts two nodes named `names`, unlocked with `unlock`, through a relay, and waits until they know each other.
+fn pair(names: [&str; 2], unlock: [&[String]; 2]) -> Pair {
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let paths = [dirs[0].path().join("data"), dirs[1].path().join("data")];
     let ports = free_ports(2);
@@ -389,10 +370,10 @@ fn pair() -> Pair {
         UdpSocket::bind("127.0.0.1:0").unwrap(),
         UdpSocket::bind("127.0.0.1:0").unwrap(),
     );
-    let (xa_port, xb_port) = (
+    let relay_ports = [
         xa.local_addr().unwrap().port(),
         xb.local_addr().unwrap().port(),
-    );
+    ];
     let capture: Capture = Arc::default();
     let relay = Relay::start(
         xa,
@@ -401,11 +382,9 @@ fn pair() -> Pair {
         format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
         Arc::clone(&capture),
     );
-    let unlock = ["--no-passphrase".to_string()];
-    let procs = vec![
-        node(&paths[0], ports[0], xa_port, "left", &unlock),
-        node(&paths[1], ports[1], xb_port, "right", &unlock),
-    ];
+    let procs: Vec<Proc> = (0..2)
+        .map(|i| node(&paths[i], ports[i], relay_ports[i], names[i], unlock[i]))
+        .collect();
     let ids = [node_id(&paths[0]), node_id(&paths[1])];
     wait_for(
         "the nodes to know each other",
@@ -417,8 +396,10 @@ fn pair() -> Pair {
         capture,
         _dirs: dirs,
         paths,
-        _procs: procs,
+        procs,
         ids,
+        ports,
+        relay_ports,
     }
 }
 
@@ -474,7 +455,8 @@ fn radio_drop_during(p: &Pair, rule: Rule, text: &str) {
 
 #[test]
 fn a_radio_drop_in_the_middle_of_a_fragmented_frame_loses_nothing() {
-    let p = pair();
+    let unlock = ["--no-passphrase".to_string()];
+    let p = pair(["left", "right"], [&unlock, &unlock]);
     // A session first, so that the long message is one sealed frame of several packets.
     {
         let (_l, rx) = listen(&p.paths[1]);
@@ -490,6 +472,7 @@ fn a_radio_drop_in_the_middle_of_a_fragmented_frame_loses_nothing() {
 
 #[test]
 fn a_radio_drop_during_a_handshake_loses_nothing() {
-    let p = pair();
+    let unlock = ["--no-passphrase".to_string()];
+    let p = pair(["left", "right"], [&unlock, &unlock]);
     radio_drop_during(&p, Rule::CutAfterHandshake1, "through a broken handshake");
 }
