@@ -467,7 +467,17 @@ fn a_radio_drop_in_the_middle_of_a_fragmented_frame_loses_nothing() {
             events.iter().any(|e| e["text"] == "warm-up").then_some(())
         });
     }
+    let before = [
+        sessions_established(&p.paths[0]),
+        sessions_established(&p.paths[1]),
+    ];
     radio_drop_during(&p, Rule::CutAfterFirstFragment, &"x".repeat(900));
+    // The session is end to end: the link went down and up under it, and it carried on with no new handshake.
+    let after = [
+        sessions_established(&p.paths[0]),
+        sessions_established(&p.paths[1]),
+    ];
+    assert_eq!(before, after);
 }
 
 #[test]

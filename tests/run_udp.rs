@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -192,12 +192,6 @@ fn ble_without_bluetooth_fails_fast_with_advice() {
     assert!(err.contains("Bluetooth"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert!(!dir.path().join("control.sock").exists());
-}
-
-fn sessions_established(dir: &Path) -> u64 {
-    let (ok, v, err) = ctl(dir, &["stats"]);
-    assert!(ok, "{err}");
-    v["node"]["sessions_established"].as_u64().unwrap()
 }
 
 /// A node killed with SIGKILL and started again resumes its session from the store: messages flow both ways at

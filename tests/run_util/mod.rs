@@ -196,3 +196,10 @@ pub fn send_until_heard(
     assert_eq!(v["to"], to_id);
     expect_message(rx, text, Duration::from_secs(20));
 }
+
+/// The node's count of sessions established since it started (`ctl stats`).
+pub fn sessions_established(dir: &Path) -> u64 {
+    let (ok, v, err) = ctl(dir, &["stats"]);
+    assert!(ok, "{err}");
+    v["node"]["sessions_established"].as_u64().unwrap()
+}
