@@ -110,7 +110,7 @@ impl Node {
             links: BTreeMap::new(),
             peers: Peers::new(r.max_peers),
             routes: Routes::new(r.max_routes),
-            dup: DupCache::new(r.dup_capacity, r.dup_lifetime),
+            dup: DupCache::with_seed(r.dup_capacity, r.dup_lifetime, &rng_seed),
             relays: PendingRelays::new(r.max_pending_relays),
             outbox: Outbox::new(r.outbox_capacity),
             seen: SeenSet::new(r.seen_per_peer, r.max_peers, r.seen_lifetime),
