@@ -20,8 +20,23 @@ pub const NODE_ID_LEN: usize = 8;
 const NODE_ID_LABEL: &[u8] = b"meshnode/1 node-id";
 
 /// The 8-byte address of a node in frames. `ff ff ff ff ff ff ff ff` is the broadcast address.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Ordered byte by byte, as the array is; compared as one big-endian integer (the same order), since node ids
+/// key every table a node searches per frame and a byte-wise comparison is a `memcmp` call.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeId(pub [u8; NODE_ID_LEN]);
+
+impl Ord for NodeId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        u64::from_be_bytes(self.0).cmp(&u64::from_be_bytes(other.0))
+    }
+}
+
+impl PartialOrd for NodeId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl NodeId {
     /// The broadcast destination: every node.
@@ -213,6 +228,22 @@ mod tests {
     use super::*;
     use alloc::format;
     use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn node_ids_order_as_their_bytes() {
+        let ids = [
+            [0u8; 8],
+            [0, 0, 0, 0, 0, 0, 0, 1],
+            [0, 1, 0, 0, 0, 0, 0, 0],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [0xff; 8],
+        ];
+        for a in ids {
+            for b in ids {
+                assert_eq!(NodeId(a).cmp(&NodeId(b)), a.cmp(&b));
+            }
+        }
+    }
 
     #[test]
     fn node_id_is_derived_from_both_keys() {
