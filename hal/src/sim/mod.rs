@@ -3,7 +3,7 @@
 //! all in virtual time.
 //!
 //! Invariant: the medium never reads a clock or an unseeded RNG. Everything it does happens while processing its
-//! event queue, a `BinaryHeap` ordered by (time, sequence number), so the same seed, topology and sequence of calls
+//! event queue, ordered by (time, sequence number), so the same seed, topology and sequence of calls
 //! give the same events bit for bit. Packets on one link direction arrive in the order they were sent.
 //!
 //! # Driving N nodes
@@ -49,11 +49,11 @@
 //!   lost and counted.
 
 mod config;
+mod queue;
 mod radio;
 mod topology;
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -64,6 +64,7 @@ pub use topology::Topology;
 
 use crate::{Advertisement, LinkDownReason, LinkId, PeerAddress, RadioEvent, Role};
 use config::micros;
+use queue::EventQueue;
 use topology::unit;
 
 /// First byte of every simulated address: a BLE static random address has its top two bits set.
@@ -97,32 +98,6 @@ enum Action {
     Crash { node: usize },
     /// A crashed node restarts.
     Restart { node: usize },
-}
-
-/// When an action is due; ordered by (time, sequence number) only, earliest first out of the max-heap. The action
-/// itself waits in `Medium::actions` at `index`, so sifting the heap moves 24 bytes, not a packet's action.
-#[derive(Debug)]
-struct Scheduled {
-    at: SimInstant,
-    seq: u64,
-    index: usize,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
 }
 
 /// One end of a link, and the direction that starts there.
@@ -200,8 +175,9 @@ pub struct Medium {
     now: SimInstant,
     rng: ChaCha8Rng,
     seq: u64,
-    queue: BinaryHeap<Scheduled>,
-    /// The scheduled actions, by `Scheduled::index`; `None` once taken (its index is then in `free_actions`).
+    /// When each scheduled action is due, by (time, sequence number), with its index in `actions`.
+    queue: EventQueue,
+    /// The scheduled actions; `None` once taken (its index is then in `free_actions`).
     actions: Vec<Option<Action>>,
     free_actions: Vec<usize>,
     nodes: Vec<Node>,
@@ -236,7 +212,7 @@ impl Medium {
             now: SimInstant::ZERO,
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             actions: Vec::new(),
             free_actions: Vec::new(),
             nodes,
@@ -326,16 +302,20 @@ impl Medium {
 
     /// When the medium next has something to do; `None` when nothing is scheduled.
     pub fn next_wakeup(&self) -> Option<SimInstant> {
-        self.queue.peek().map(|s| s.at)
+        self.queue.peek().map(|(at, _)| SimInstant::from_micros(at))
     }
 
     /// Processes everything due at or before `now`, in order, then sets the time to `now` (time never goes back:
     /// an earlier `now` processes what is due at the current time).
     pub fn advance(&mut self, now: SimInstant) {
         let target = now.max(self.now);
-        while self.queue.peek().is_some_and(|s| s.at <= target) {
+        while self
+            .queue
+            .peek()
+            .is_some_and(|(at, _)| at <= target.as_micros())
+        {
             let Some(s) = self.queue.pop() else { break };
-            self.now = s.at.max(self.now);
+            self.now = SimInstant::from_micros(s.key.0).max(self.now);
             let action = self.actions.get_mut(s.index).and_then(Option::take);
             self.free_actions.push(s.index);
             if let Some(action) = action {
@@ -390,7 +370,10 @@ impl Medium {
         }
     }
 
+    /// Schedules `action` at `at` (every caller passes a time at or after now; the queue needs that, so it is kept
+    /// here too).
     fn schedule(&mut self, at: SimInstant, action: Action) {
+        let at = at.max(self.now);
         self.seq += 1;
         let index = match self.free_actions.pop() {
             Some(i) => {
@@ -404,11 +387,7 @@ impl Medium {
                 self.actions.len() - 1
             }
         };
-        self.queue.push(Scheduled {
-            at,
-            seq: self.seq,
-            index,
-        });
+        self.queue.push((at.as_micros(), self.seq), index);
     }
 
     fn process(&mut self, action: Action) {
@@ -717,22 +696,6 @@ impl Medium {
 mod tests {
     use super::*;
     use crate::Radio;
-
-    #[test]
-    fn heap_pops_earliest_time_then_earliest_sequence() {
-        let mut heap = BinaryHeap::new();
-        for (at, seq) in [(5, 1), (3, 2), (5, 0), (3, 3), (0, 9)] {
-            heap.push(Scheduled {
-                at: SimInstant::from_micros(at),
-                seq,
-                index: 0,
-            });
-        }
-        let order: Vec<(u64, u64)> = std::iter::from_fn(|| heap.pop())
-            .map(|s| (s.at.as_micros(), s.seq))
-            .collect();
-        assert_eq!(order, vec![(0, 9), (3, 2), (3, 3), (5, 0), (5, 1)]);
-    }
 
     #[test]
     fn addresses_round_trip() {
