@@ -797,14 +797,15 @@ impl SimNet {
         let Some(l) = self.slots[i].links.iter_mut().find(|l| l.hal == link) else {
             return;
         };
-        while let Some(p) = l.backlog.front() {
-            match radio.send(link, p) {
-                Ok(()) => {
-                    l.backlog.pop_front();
+        while let Some(p) = l.backlog.pop_front() {
+            match radio.send_owned(link, p) {
+                Ok(()) => {}
+                Err((e, p)) if e.kind() == RadioErrorKind::QueueFull => {
+                    l.backlog.push_front(p);
+                    return;
                 }
-                Err(e) if e.kind() == RadioErrorKind::QueueFull => return,
                 Err(_) => {
-                    self.stats.backlog_drops += l.backlog.len() as u64;
+                    self.stats.backlog_drops += l.backlog.len() as u64 + 1;
                     l.backlog.clear();
                     return;
                 }
@@ -834,9 +835,10 @@ impl SimNet {
                     continue;
                 }
                 let Some(r) = radio.as_mut() else { continue };
-                match r.send(hal_link, &packet) {
+                // The medium keeps the node's buffer; a refused packet comes back for the backlog.
+                match r.send_owned(hal_link, packet) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == RadioErrorKind::QueueFull => {
+                    Err((e, packet)) if e.kind() == RadioErrorKind::QueueFull => {
                         l.backlog.push_back(packet);
                         self.stats.backlogged += 1;
                     }

@@ -473,14 +473,10 @@ impl Node {
             self.stats.drop_link = self.stats.drop_link.saturating_add(1);
             return;
         };
-        let mut out = Vec::new();
-        for p in packets {
-            let mut packet = Vec::new();
-            p.append_to(&mut packet);
-            out.push(packet);
-        }
         self.stats.frames_out = self.stats.frames_out.saturating_add(1);
-        for packet in out {
+        for p in packets {
+            let mut packet = Vec::with_capacity(p.len());
+            p.append_to(&mut packet);
             if self.actions.len() >= MAX_ACTIONS {
                 self.actions.pop_front();
                 self.stats.actions_dropped = self.stats.actions_dropped.saturating_add(1);
