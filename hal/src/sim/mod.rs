@@ -175,11 +175,8 @@ pub struct Medium {
     now: SimInstant,
     rng: ChaCha8Rng,
     seq: u64,
-    /// When each scheduled action is due, by (time, sequence number), with its index in `actions`.
-    queue: EventQueue,
-    /// The scheduled actions; `None` once taken (its index is then in `free_actions`).
-    actions: Vec<Option<Action>>,
-    free_actions: Vec<usize>,
+    /// The scheduled actions, by (time, sequence number).
+    queue: EventQueue<Action>,
     nodes: Vec<Node>,
     slots: Vec<Slot>,
     free_slots: Vec<usize>,
@@ -213,8 +210,6 @@ impl Medium {
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
             queue: EventQueue::new(),
-            actions: Vec::new(),
-            free_actions: Vec::new(),
             nodes,
             slots: Vec::new(),
             free_slots: Vec::new(),
@@ -316,11 +311,7 @@ impl Medium {
         {
             let Some(s) = self.queue.pop() else { break };
             self.now = SimInstant::from_micros(s.key.0).max(self.now);
-            let action = self.actions.get_mut(s.index).and_then(Option::take);
-            self.free_actions.push(s.index);
-            if let Some(action) = action {
-                self.process(action);
-            }
+            self.process(s.value);
         }
         self.now = target;
     }
@@ -375,19 +366,7 @@ impl Medium {
     fn schedule(&mut self, at: SimInstant, action: Action) {
         let at = at.max(self.now);
         self.seq += 1;
-        let index = match self.free_actions.pop() {
-            Some(i) => {
-                if let Some(slot) = self.actions.get_mut(i) {
-                    *slot = Some(action);
-                }
-                i
-            }
-            None => {
-                self.actions.push(Some(action));
-                self.actions.len() - 1
-            }
-        };
-        self.queue.push((at.as_micros(), self.seq), index);
+        self.queue.push((at.as_micros(), self.seq), action);
     }
 
     fn process(&mut self, action: Action) {

@@ -1,5 +1,5 @@
-//! The medium's event queue: a monotone priority queue (radix heap) of `(time, sequence)` keys, each carrying the
-//! index of a scheduled action.
+//! The medium's event queue: a monotone priority queue (radix heap) of scheduled actions keyed by
+//! `(time, sequence)`.
 //!
 //! Invariant: every key pushed is greater than every key popped before it (the medium schedules nothing in its past,
 //! and sequence numbers only grow), so keys come out in increasing order, exactly as from a binary heap ordered by
@@ -8,16 +8,17 @@
 //! `time << 64 | sequence`, is bit `b - 1`. A push appends to one bucket; a pop empties the lowest non-empty bucket
 //! into lower ones around its smallest key. Entries only ever move to lower buckets, and each bucket is a plain
 //! `Vec` walked front to back, so a run with hundreds of thousands of packets in flight costs a few sequential
-//! passes per packet instead of a dozen cache misses of a binary heap's sift.
+//! passes per packet instead of a dozen cache misses of a binary heap's sift. The actions travel with their keys:
+//! copying them along those sequential passes is cheaper than fetching them from a side table at random.
 
 /// An event's key: virtual time in microseconds, then the medium's sequence number.
 pub(super) type Key = (u64, u64);
 
-/// One queued event.
+/// One queued action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Entry {
+pub(super) struct Entry<T> {
     pub key: Key,
-    pub index: usize,
+    pub value: T,
 }
 
 /// Buckets: one for "equal to `last`", 64 for the sequence bits, 64 for the time bits.
@@ -25,8 +26,8 @@ const BUCKETS: usize = 129;
 
 /// See the module docs.
 #[derive(Debug)]
-pub(super) struct EventQueue {
-    buckets: Vec<Vec<Entry>>,
+pub(super) struct EventQueue<T> {
+    buckets: Vec<Vec<Entry<T>>>,
     /// Bit `b - 1` is set when bucket `b` (1..=128) holds entries.
     occupied: u128,
     last: Key,
@@ -35,7 +36,7 @@ pub(super) struct EventQueue {
     len: usize,
 }
 
-impl EventQueue {
+impl<T> EventQueue<T> {
     pub fn new() -> Self {
         EventQueue {
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
@@ -51,10 +52,10 @@ impl EventQueue {
         self.min
     }
 
-    /// Queues `index` under `key`, which must not be smaller than any key popped so far.
-    pub fn push(&mut self, key: Key, index: usize) {
+    /// Queues `value` under `key`, which must not be smaller than any key popped so far.
+    pub fn push(&mut self, key: Key, value: T) {
         debug_assert!(key >= self.last, "event scheduled in the medium's past");
-        self.place(Entry { key, index });
+        self.place(Entry { key, value });
         self.len += 1;
         if self.min.is_none_or(|m| key < m) {
             self.min = Some(key);
@@ -62,7 +63,7 @@ impl EventQueue {
     }
 
     /// Removes and returns the entry with the smallest key.
-    pub fn pop(&mut self) -> Option<Entry> {
+    pub fn pop(&mut self) -> Option<Entry<T>> {
         if self.len == 0 {
             return None;
         }
@@ -98,7 +99,7 @@ impl EventQueue {
     }
 
     /// Appends `e` to the bucket its key belongs in around `last`.
-    fn place(&mut self, e: Entry) {
+    fn place(&mut self, e: Entry<T>) {
         let b = self.bucket_of(e.key);
         if b > 0 {
             self.occupied |= 1 << (b - 1);
@@ -135,7 +136,7 @@ mod tests {
             q.push(key, i);
         }
         assert_eq!(q.peek(), Some((0, 5)));
-        assert_eq!(q.pop().map(|e| e.index), Some(4));
+        assert_eq!(q.pop().map(|e| e.value), Some(4));
         assert_eq!(q.pop().map(|e| e.key), Some((3, 2)));
         // Later than the last pop, earlier than what is held.
         q.push((3, 6), 9);
@@ -157,7 +158,7 @@ mod tests {
             for (pops, delay, near) in ops {
                 seq += 1;
                 let at = now + if near { delay % 50 } else { delay };
-                q.push((at, seq), seq as usize);
+                q.push((at, seq), seq);
                 heap.push(Reverse((at, seq)));
                 for _ in 0..pops {
                     let want = heap.pop().map(|Reverse(k)| k);
@@ -171,7 +172,7 @@ mod tests {
             while let Some(Reverse(want)) = heap.pop() {
                 let got = q.pop();
                 proptest::prop_assert_eq!(got.map(|e| e.key), Some(want));
-                proptest::prop_assert_eq!(got.map(|e| e.index as u64), Some(want.1));
+                proptest::prop_assert_eq!(got.map(|e| e.value), Some(want.1));
             }
             proptest::prop_assert_eq!(q.pop(), None);
         }
