@@ -203,7 +203,8 @@ pub struct SimNet {
     seq: u64,
     partitions: Vec<Partition>,
     events: Vec<NetEvent>,
-    record_events: bool,
+    /// Which events `take_events` keeps.
+    keep: fn(&NetEventKind) -> bool,
     rng: ChaCha8Rng,
     stats: NetStats,
     pacing: Option<(StdInstant, SimInstant, f64)>,
@@ -230,6 +231,14 @@ fn derive_seed(seed: u64, a: u64, b: u64) -> [u8; 32] {
 pub fn identity_for(seed: u64, index: usize) -> Identity {
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(derive_seed(seed, index as u64 + 1, 0x1d));
     Identity::generate(&mut rng)
+}
+
+fn keep_all(_: &NetEventKind) -> bool {
+    true
+}
+
+fn keep_none(_: &NetEventKind) -> bool {
+    false
 }
 
 /// A uniform draw in [0, 1).
@@ -270,7 +279,7 @@ impl SimNet {
             seq: 0,
             partitions: Vec::new(),
             events: Vec::new(),
-            record_events: true,
+            keep: keep_all,
             stats: NetStats::default(),
             pacing: None,
             ready: Vec::new(),
@@ -289,9 +298,15 @@ impl SimNet {
             .map(|s| (StdInstant::now(), self.now, s));
     }
 
-    /// Whether node events are kept for `take_events` (on by default). Off, only the runtime counts.
+    /// Whether events are kept for `take_events` (on by default). Off, only the runtime counts.
     pub fn set_record_events(&mut self, on: bool) {
-        self.record_events = on;
+        self.keep = if on { keep_all } else { keep_none };
+    }
+
+    /// Keeps for `take_events` only the events `keep` accepts: a caller that reads a few kinds is spared the memory
+    /// of the rest (a mesh learning its peers emits n^2 `PeerAppeared`).
+    pub fn set_event_filter(&mut self, keep: fn(&NetEventKind) -> bool) {
+        self.keep = keep;
     }
 
     /// The current virtual time.
@@ -625,7 +640,7 @@ impl SimNet {
     }
 
     fn record(&mut self, node: usize, kind: NetEventKind) {
-        if self.record_events {
+        if (self.keep)(&kind) {
             self.events.push(NetEvent {
                 at: self.now,
                 node,
@@ -847,11 +862,12 @@ impl SimNet {
             }
         }
         while let Some(event) = node.poll_event() {
-            if self.record_events {
+            let kind = NetEventKind::Node(event);
+            if (self.keep)(&kind) {
                 self.events.push(NetEvent {
                     at: self.now,
                     node: i,
-                    kind: NetEventKind::Node(event),
+                    kind,
                 });
             }
         }
