@@ -21,6 +21,9 @@ pub(super) struct Entry<T> {
     pub value: T,
 }
 
+/// Entries of capacity an emptied bucket keeps for reuse.
+const RETAINED: usize = 4096;
+
 /// Buckets: one for "equal to `last`", 64 for the sequence bits, 64 for the time bits.
 const BUCKETS: usize = 129;
 
@@ -75,9 +78,12 @@ impl<T> EventQueue<T> {
             for e in bucket.drain(..) {
                 self.place(e);
             }
-            // Keep the emptied bucket's allocation for the entries that will fill it again.
-            if let Some(b) = self.buckets.get_mut(i) {
-                *b = bucket;
+            // Keep the emptied bucket's allocation for the entries that will fill it again, unless it is large:
+            // buckets that each kept their largest size would together hold several times the queue's peak.
+            if bucket.capacity() <= RETAINED {
+                if let Some(b) = self.buckets.get_mut(i) {
+                    *b = bucket;
+                }
             }
         }
         let e = self.buckets.first_mut()?.pop()?;
