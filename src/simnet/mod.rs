@@ -24,6 +24,13 @@
 //! restarted node is a new `Node`). When the medium answers `QueueFull`, packets wait in the link's backlog
 //! (bounded by `backlog`, drops counted) and are flushed on `Writable`, in order.
 //!
+//! # Shared work
+//!
+//! Every node of a flood checks the same signatures; the nodes of a network share their verdicts
+//! ([`mesh::identity::share_verdicts_on_this_thread`]), so each announce and broadcast is verified once per run
+//! instead of once per node. A verdict is keyed by a hash of everything the check reads, so every node still
+//! accepts and refuses exactly what its own check would.
+//!
 //! # Faults the medium lacks
 //!
 //! The medium keeps packet order and never duplicates. For tests the runtime can deliver a received packet twice
@@ -51,6 +58,10 @@ mod topology;
 
 pub use stats::StatsSum;
 pub use topology::{build_topology, TopologyKind};
+
+/// Signature verdicts the nodes of a network share (see [`mesh::identity::share_verdicts_on_this_thread`]): enough
+/// for every announce and broadcast in flight at once, so each is checked once, not once per node.
+const SHARED_VERDICTS: usize = 8192;
 
 /// The 128-bit service UUID every meshnode advertises ("meshnode" in ASCII, then a version).
 pub const SERVICE_UUID: u128 = 0x6d65_7368_6e6f_6465_0000_0000_0000_0001;
@@ -254,6 +265,7 @@ impl SimNet {
         config: NetConfig,
     ) -> Result<Self, SimError> {
         let medium = Medium::new(medium_config, topology, config.seed)?;
+        mesh::identity::share_verdicts_on_this_thread(SHARED_VERDICTS);
         let n = medium.node_count();
         let slots = (0..n)
             .map(|i| {
