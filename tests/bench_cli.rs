@@ -26,6 +26,8 @@ fn json_report_has_every_figure_with_every_key() {
         "handshake".to_string(),
         "session_bytes".to_string(),
         "reassembly_bytes".to_string(),
+        "dup_cache".to_string(),
+        "sim_event_queue".to_string(),
     ];
     for size in [32, 244, 1024] {
         for mtu in [23, 185, 247, 517] {

@@ -59,12 +59,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 pub use config::{LinkParams, MediumConfig, NodeStats, SimError, SimInstant};
+pub use queue::{EventQueue, Key as EventKey, Queued};
 pub use radio::SimRadio;
 pub use topology::Topology;
 
 use crate::{Advertisement, LinkDownReason, LinkId, PeerAddress, RadioEvent, Role};
 use config::micros;
-use queue::EventQueue;
 use topology::unit;
 
 /// First byte of every simulated address: a BLE static random address has its top two bits set.

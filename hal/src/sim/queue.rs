@@ -1,9 +1,10 @@
 //! The medium's event queue: a monotone priority queue (radix heap) of scheduled actions keyed by
 //! `(time, sequence)`.
 //!
-//! Invariant: every key pushed is greater than every key popped before it (the medium schedules nothing in its past,
-//! and sequence numbers only grow), so keys come out in increasing order, exactly as from a binary heap ordered by
-//! `(time, sequence)`. Bucket 0 holds the keys equal to `last` (the most recent key the buckets were arranged
+//! Invariant: keys come out in increasing order, exactly as from a binary heap ordered by `(time, sequence)`. It is
+//! fast when every key pushed is at least the last key popped, as in the medium (which schedules nothing in its past,
+//! and whose sequence numbers only grow); an earlier key is still ordered correctly, at the cost of re-sorting the
+//! buckets around it. Bucket 0 holds the keys equal to `last` (the most recent key the buckets were arranged
 //! around); bucket `b > 0` holds the keys whose highest bit differing from `last`, in the 128-bit number
 //! `time << 64 | sequence`, is bit `b - 1`. A push appends to one bucket; a pop empties the lowest non-empty bucket
 //! into lower ones around its smallest key. Entries only ever move to lower buckets, and each bucket is a plain
@@ -11,13 +12,15 @@
 //! passes per packet instead of a dozen cache misses of a binary heap's sift. The actions travel with their keys:
 //! copying them along those sequential passes is cheaper than fetching them from a side table at random.
 
-/// An event's key: virtual time in microseconds, then the medium's sequence number.
-pub(super) type Key = (u64, u64);
+/// An event's key: virtual time in microseconds, then a sequence number that breaks ties.
+pub type Key = (u64, u64);
 
-/// One queued action.
+/// One queued value with its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Entry<T> {
+pub struct Queued<T> {
+    /// When, and in which order among equal times.
     pub key: Key,
+    /// What.
     pub value: T,
 }
 
@@ -27,10 +30,11 @@ const RETAINED: usize = 4096;
 /// Buckets: one for "equal to `last`", 64 for the sequence bits, 64 for the time bits.
 const BUCKETS: usize = 129;
 
-/// See the module docs.
+/// A priority queue of values by `(time, sequence)` keys, fastest when keys never go below the last one popped
+/// (a radix heap; the simulated medium's event queue).
 #[derive(Debug)]
-pub(super) struct EventQueue<T> {
-    buckets: Vec<Vec<Entry<T>>>,
+pub struct EventQueue<T> {
+    buckets: Vec<Vec<Queued<T>>>,
     /// Bit `b - 1` is set when bucket `b` (1..=128) holds entries.
     occupied: u128,
     last: Key,
@@ -39,7 +43,14 @@ pub(super) struct EventQueue<T> {
     len: usize,
 }
 
+impl<T> Default for EventQueue<T> {
+    fn default() -> Self {
+        EventQueue::new()
+    }
+}
+
 impl<T> EventQueue<T> {
+    /// An empty queue.
     pub fn new() -> Self {
         EventQueue {
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
@@ -55,10 +66,12 @@ impl<T> EventQueue<T> {
         self.min
     }
 
-    /// Queues `value` under `key`, which must not be smaller than any key popped so far.
+    /// Queues `value` under `key`. A key below the last one popped costs a pass over the queue.
     pub fn push(&mut self, key: Key, value: T) {
-        debug_assert!(key >= self.last, "event scheduled in the medium's past");
-        self.place(Entry { key, value });
+        if key < self.last {
+            self.rebase(key);
+        }
+        self.place(Queued { key, value });
         self.len += 1;
         if self.min.is_none_or(|m| key < m) {
             self.min = Some(key);
@@ -66,7 +79,7 @@ impl<T> EventQueue<T> {
     }
 
     /// Removes and returns the entry with the smallest key.
-    pub fn pop(&mut self) -> Option<Entry<T>> {
+    pub fn pop(&mut self) -> Option<Queued<T>> {
         if self.len == 0 {
             return None;
         }
@@ -105,7 +118,17 @@ impl<T> EventQueue<T> {
     }
 
     /// Appends `e` to the bucket its key belongs in around `last`.
-    fn place(&mut self, e: Entry<T>) {
+    /// Arranges every entry around `last`, a key no larger than any held.
+    fn rebase(&mut self, last: Key) {
+        self.last = last;
+        let held: Vec<Queued<T>> = self.buckets.iter_mut().flat_map(|b| b.drain(..)).collect();
+        self.occupied = 0;
+        for e in held {
+            self.place(e);
+        }
+    }
+
+    fn place(&mut self, e: Queued<T>) {
         let b = self.bucket_of(e.key);
         if b > 0 {
             self.occupied |= 1 << (b - 1);
@@ -155,22 +178,30 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn same_order_as_a_binary_heap(
-            ops in proptest::collection::vec((0u8..4, 0u64..3_000_000, proptest::bool::ANY), 1..600),
+            ops in proptest::collection::vec(
+                (0u8..4, 0u64..3_000_000, proptest::bool::ANY, proptest::bool::weighted(0.05)),
+                1..600,
+            ),
         ) {
-            // A medium's schedule: times at or after the last popped one, sequence numbers growing.
+            // Mostly a medium's schedule (times at or after the last popped one, sequence numbers growing), now
+            // and then a time in the past.
             let mut q = EventQueue::new();
             let mut heap = BinaryHeap::new();
             let (mut now, mut seq) = (0u64, 0u64);
-            for (pops, delay, near) in ops {
+            for (pops, delay, near, past) in ops {
                 seq += 1;
-                let at = now + if near { delay % 50 } else { delay };
+                let at = if past {
+                    now.saturating_sub(delay % 1_000)
+                } else {
+                    now + if near { delay % 50 } else { delay }
+                };
                 q.push((at, seq), seq);
                 heap.push(Reverse((at, seq)));
                 for _ in 0..pops {
                     let want = heap.pop().map(|Reverse(k)| k);
                     proptest::prop_assert_eq!(q.pop().map(|e| e.key), want);
                     if let Some((at, _)) = want {
-                        now = at;
+                        now = now.max(at);
                     }
                     proptest::prop_assert_eq!(q.peek(), heap.peek().map(|Reverse(k)| *k));
                 }
