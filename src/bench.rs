@@ -301,8 +301,10 @@ fn reassembly_bytes() -> Figure {
     )
 }
 
+use hal::sim::EventQueue;
 use mesh::identity::{Identity, NodeId};
 use mesh::link::{Fragmenter, Reassembler};
+use mesh::route::dup::{DupCache, FrameKey};
 use mesh::session::{SessionConfig, Sessions};
 use mesh::time::{Duration, Instant};
 use mesh::wire::Kind;
@@ -653,6 +655,150 @@ fn store_unlock(seconds: f64) -> Result<Figure, String> {
     ))
 }
 
+/// The reference for `dup_cache`: the duplicate cache as it was before its hash index, a `BTreeMap` from frame key
+/// to expiry beside the same insertion-order queue, with the same rules.
+struct BTreeDupCache {
+    capacity: usize,
+    lifetime: Duration,
+    expiry: std::collections::BTreeMap<FrameKey, Instant>,
+    order: std::collections::VecDeque<(FrameKey, Instant)>,
+}
+
+impl BTreeDupCache {
+    fn new(capacity: usize, lifetime: Duration) -> Self {
+        BTreeDupCache {
+            capacity,
+            lifetime,
+            expiry: std::collections::BTreeMap::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, key: FrameKey, now: Instant) -> bool {
+        while let Some(&(old, at)) = self.order.front() {
+            if at > now {
+                break;
+            }
+            self.order.pop_front();
+            if self.expiry.get(&old) == Some(&at) {
+                self.expiry.remove(&old);
+            }
+        }
+        if self.expiry.get(&key).is_some_and(|&e| e > now) {
+            return false;
+        }
+        while self.expiry.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some((old, at)) => {
+                    if self.expiry.get(&old) == Some(&at) {
+                        self.expiry.remove(&old);
+                    }
+                }
+                None => break,
+            }
+        }
+        let expires = now + self.lifetime;
+        self.expiry.insert(key, expires);
+        self.order.push_back((key, expires));
+        true
+    }
+}
+
+/// Sighting `step` of the stream a relay's duplicate cache sees in a dense mesh: frames from 500 sources, each heard
+/// 9 times (once per neighbour), copies of 16 frames interleaved, one sighting every 250 µs.
+fn sighting(step: u64) -> (FrameKey, Instant) {
+    let frame = (step / 144) * 16 + step % 16;
+    let source = (frame % 500).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let key = (
+        NodeId(source.to_be_bytes()),
+        (frame as u32).wrapping_mul(0x2545_f491),
+    );
+    (key, Instant::from_millis(step / 4))
+}
+
+/// `dup_cache`: sightings/s through a node's duplicate cache at its default bounds (1024 frames, 120 s), full and
+/// evicting, against the `BTreeMap` design it replaced.
+fn dup_cache(seconds: f64) -> Figure {
+    let r = mesh::route::RouteConfig::default();
+    let mut ours = DupCache::with_seed(r.dup_capacity, r.dup_lifetime, &[7; 32]);
+    let mut reference = BTreeDupCache::new(r.dup_capacity, r.dup_lifetime);
+    let (mut a, mut b) = (0u64, 0u64);
+    let (value, reference_value) = side_by_side(
+        seconds,
+        || {
+            let (key, now) = sighting(a);
+            black_box(ours.insert(key, now));
+            a += 1;
+        },
+        || {
+            let (key, now) = sighting(b);
+            black_box(reference.insert(key, now));
+            b += 1;
+        },
+    );
+    Figure::new(
+        "dup_cache",
+        value,
+        "sightings/s",
+        "BTreeMap + insertion queue (the previous design)",
+        reference_value,
+    )
+}
+
+/// Events pending in the `sim_event_queue` figure: about what a 500-node flood keeps in flight.
+const QUEUED_EVENTS: u64 = 50_000;
+
+/// A payload the size of a simulated medium action.
+type Payload = [u64; 6];
+
+/// `sim_event_queue`: events/s through the simulated medium's event queue holding 50 000 events, each pop
+/// followed by a push up to 20 ms later (a packet's departure or arrival), against `std`'s binary heap ordered by
+/// the same (time, sequence) keys.
+fn sim_event_queue(seconds: f64) -> Figure {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // The same pseudo-random delays for both: xorshift64 from one seed.
+    fn delay(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state % 20_000
+    }
+    let mut ours: EventQueue<Payload> = EventQueue::new();
+    let mut reference: BinaryHeap<Reverse<(u64, u64, Payload)>> = BinaryHeap::new();
+    let (mut seq_a, mut rng_a, mut seq_b, mut rng_b) = (0u64, 0x5eedu64, 0u64, 0x5eedu64);
+    for _ in 0..QUEUED_EVENTS {
+        seq_a += 1;
+        ours.push((delay(&mut rng_a), seq_a), [seq_a; 6]);
+        seq_b += 1;
+        reference.push(Reverse((delay(&mut rng_b), seq_b, [seq_b; 6])));
+    }
+    let (value, reference_value) = side_by_side(
+        seconds,
+        || {
+            if let Some(e) = ours.pop() {
+                seq_a += 1;
+                let at = e.key.0 + delay(&mut rng_a);
+                ours.push((at, seq_a), black_box(e.value));
+            }
+        },
+        || {
+            if let Some(Reverse((at, _, payload))) = reference.pop() {
+                seq_b += 1;
+                let at = at + delay(&mut rng_b);
+                reference.push(Reverse((at, seq_b, black_box(payload))));
+            }
+        },
+    );
+    Figure::new(
+        "sim_event_queue",
+        value,
+        "events/s",
+        "std BinaryHeap by (time, sequence)",
+        reference_value,
+    )
+}
+
 /// Runs every figure and prints the report.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let mut figures = vec![
@@ -665,6 +811,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     figures.push(reassembly_bytes());
     figures.push(store_unlock(args.seconds)?);
     figures.extend(crate::bench_store::store_traffic()?);
+    figures.push(dup_cache(args.seconds));
+    figures.push(sim_event_queue(args.seconds));
     if args.json {
         println!(
             "{}",

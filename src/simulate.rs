@@ -431,6 +431,18 @@ pub fn run_policy(s: &Scenario, policy: PolicyArg) -> Result<Report, String> {
         ..NetConfig::default()
     };
     let mut net = SimNet::new(medium_config(), topology, config).map_err(|e| e.to_string())?;
+    // Only what the tally reads: the warm-up alone emits every node's PeerAppeared for every peer (n^2 events,
+    // tens of MB at 500 nodes) before the first message.
+    net.set_event_filter(|kind| {
+        matches!(
+            kind,
+            NetEventKind::Node(
+                Event::MessageReceived { .. }
+                    | Event::DeliveryConfirmed { .. }
+                    | Event::DeliveryFailed { .. }
+            )
+        )
+    });
     let plan = plan(s);
     let mut sent_at: Vec<Option<SimInstant>> = vec![None; plan.len()];
     let mut receipts: HashMap<(usize, usize), u32> = HashMap::new();

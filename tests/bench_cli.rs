@@ -30,6 +30,8 @@ fn json_report_has_every_figure_with_every_key() {
         "store_bytes_10k_sent".to_string(),
         "store_bytes_10k_received".to_string(),
         "store_write_amplification".to_string(),
+        "dup_cache".to_string(),
+        "sim_event_queue".to_string(),
     ];
     for size in [32, 244, 1024] {
         for mtu in [23, 185, 247, 517] {

@@ -20,8 +20,23 @@ pub const NODE_ID_LEN: usize = 8;
 const NODE_ID_LABEL: &[u8] = b"meshnode/1 node-id";
 
 /// The 8-byte address of a node in frames. `ff ff ff ff ff ff ff ff` is the broadcast address.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Ordered byte by byte, as the array is; compared as one big-endian integer (the same order), since node ids
+/// key every table a node searches per frame and a byte-wise comparison is a `memcmp` call.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeId(pub [u8; NODE_ID_LEN]);
+
+impl Ord for NodeId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        u64::from_be_bytes(self.0).cmp(&u64::from_be_bytes(other.0))
+    }
+}
+
+impl PartialOrd for NodeId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl NodeId {
     /// The broadcast destination: every node.
@@ -192,11 +207,125 @@ impl Identity {
 
 /// Checks an Ed25519 signature made by `public` (strict verification: no malleable signatures).
 pub fn verify_signature(public: &PublicIdentity, message: &[u8], signature: &[u8; 64]) -> bool {
+    #[cfg(feature = "std")]
+    {
+        shared_verdicts::verdict(public, message, signature, || {
+            verify_strict(public, message, signature)
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        verify_strict(public, message, signature)
+    }
+}
+
+fn verify_strict(public: &PublicIdentity, message: &[u8], signature: &[u8; 64]) -> bool {
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&public.ed25519) else {
         return false;
     };
     let sig = ed25519_dalek::Signature::from_bytes(signature);
     key.verify_strict(message, &sig).is_ok()
+}
+
+/// Lets every node running on the calling thread share signature verdicts, remembering the last `capacity` of them
+/// (std only; `0` turns sharing off and frees the memory).
+///
+/// For runtimes that run many nodes in one thread, the simulator above all: every node verifies the same flooded
+/// announce or broadcast, so in a mesh of n nodes each signature is checked n times. With sharing on, the first
+/// check's verdict answers the others. A verdict is keyed by SHA-256 of everything the check reads (the Ed25519
+/// key, the signature and the signed bytes), so a remembered answer is exactly the answer a fresh check would give.
+/// A node on its own gains nothing: its duplicate cache already drops repeats of a frame.
+#[cfg(feature = "std")]
+pub fn share_verdicts_on_this_thread(capacity: usize) {
+    shared_verdicts::set_capacity(capacity);
+}
+
+#[cfg(feature = "std")]
+mod shared_verdicts {
+    use std::cell::RefCell;
+    use std::collections::{HashMap, VecDeque};
+
+    use sha2::{Digest, Sha256};
+
+    use super::PublicIdentity;
+
+    /// Domain separation of verdict keys.
+    const LABEL: &[u8] = b"meshnode verdict";
+
+    /// The last `capacity` verdicts, oldest first in `order`.
+    struct Verdicts {
+        capacity: usize,
+        map: HashMap<[u8; 32], bool>,
+        order: VecDeque<[u8; 32]>,
+    }
+
+    std::thread_local! {
+        static VERDICTS: RefCell<Option<Verdicts>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn set_capacity(capacity: usize) {
+        let _ = VERDICTS.try_with(|v| {
+            let mut v = v.borrow_mut();
+            match v.as_mut() {
+                _ if capacity == 0 => *v = None,
+                Some(cache) => {
+                    cache.capacity = capacity;
+                    while cache.order.len() > capacity {
+                        if let Some(old) = cache.order.pop_front() {
+                            cache.map.remove(&old);
+                        }
+                    }
+                }
+                None => {
+                    *v = Some(Verdicts {
+                        capacity,
+                        map: HashMap::new(),
+                        order: VecDeque::new(),
+                    })
+                }
+            }
+        });
+    }
+
+    /// The verdict on `signature`, from the shared verdicts when sharing is on and it is there, else from `check`.
+    pub(super) fn verdict(
+        public: &PublicIdentity,
+        message: &[u8],
+        signature: &[u8; 64],
+        check: impl FnOnce() -> bool,
+    ) -> bool {
+        let on = VERDICTS.try_with(|v| v.borrow().is_some()).unwrap_or(false);
+        if !on {
+            return check();
+        }
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(LABEL)
+            .chain_update(public.ed25519)
+            .chain_update(signature)
+            .chain_update(message)
+            .finalize()
+            .into();
+        let known = VERDICTS
+            .try_with(|v| v.borrow().as_ref().and_then(|c| c.map.get(&key).copied()))
+            .ok()
+            .flatten();
+        if let Some(verdict) = known {
+            return verdict;
+        }
+        let verdict = check();
+        let _ = VERDICTS.try_with(|v| {
+            if let Some(cache) = v.borrow_mut().as_mut() {
+                if cache.order.len() >= cache.capacity {
+                    if let Some(old) = cache.order.pop_front() {
+                        cache.map.remove(&old);
+                    }
+                }
+                cache.map.insert(key, verdict);
+                cache.order.push_back(key);
+            }
+        });
+        verdict
+    }
 }
 
 impl fmt::Debug for Identity {
@@ -213,6 +342,22 @@ mod tests {
     use super::*;
     use alloc::format;
     use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn node_ids_order_as_their_bytes() {
+        let ids = [
+            [0u8; 8],
+            [0, 0, 0, 0, 0, 0, 0, 1],
+            [0, 1, 0, 0, 0, 0, 0, 0],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [0xff; 8],
+        ];
+        for a in ids {
+            for b in ids {
+                assert_eq!(NodeId(a).cmp(&NodeId(b)), a.cmp(&b));
+            }
+        }
+    }
 
     #[test]
     fn node_id_is_derived_from_both_keys() {

@@ -24,6 +24,13 @@
 //! restarted node is a new `Node`). When the medium answers `QueueFull`, packets wait in the link's backlog
 //! (bounded by `backlog`, drops counted) and are flushed on `Writable`, in order.
 //!
+//! # Shared work
+//!
+//! Every node of a flood checks the same signatures; the nodes of a network share their verdicts
+//! ([`mesh::identity::share_verdicts_on_this_thread`]), so each announce and broadcast is verified once per run
+//! instead of once per node. A verdict is keyed by a hash of everything the check reads, so every node still
+//! accepts and refuses exactly what its own check would.
+//!
 //! # Faults the medium lacks
 //!
 //! The medium keeps packet order and never duplicates. For tests the runtime can deliver a received packet twice
@@ -51,6 +58,10 @@ mod topology;
 
 pub use stats::StatsSum;
 pub use topology::{build_topology, TopologyKind};
+
+/// Signature verdicts the nodes of a network share (see [`mesh::identity::share_verdicts_on_this_thread`]): enough
+/// for every announce and broadcast in flight at once, so each is checked once, not once per node.
+const SHARED_VERDICTS: usize = 8192;
 
 /// The 128-bit service UUID every meshnode advertises ("meshnode" in ASCII, then a version).
 pub const SERVICE_UUID: u128 = 0x6d65_7368_6e6f_6465_0000_0000_0000_0001;
@@ -203,7 +214,8 @@ pub struct SimNet {
     seq: u64,
     partitions: Vec<Partition>,
     events: Vec<NetEvent>,
-    record_events: bool,
+    /// Which events `take_events` keeps.
+    keep: fn(&NetEventKind) -> bool,
     rng: ChaCha8Rng,
     stats: NetStats,
     pacing: Option<(StdInstant, SimInstant, f64)>,
@@ -232,6 +244,14 @@ pub fn identity_for(seed: u64, index: usize) -> Identity {
     Identity::generate(&mut rng)
 }
 
+fn keep_all(_: &NetEventKind) -> bool {
+    true
+}
+
+fn keep_none(_: &NetEventKind) -> bool {
+    false
+}
+
 /// A uniform draw in [0, 1).
 fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -245,6 +265,7 @@ impl SimNet {
         config: NetConfig,
     ) -> Result<Self, SimError> {
         let medium = Medium::new(medium_config, topology, config.seed)?;
+        mesh::identity::share_verdicts_on_this_thread(SHARED_VERDICTS);
         let n = medium.node_count();
         let slots = (0..n)
             .map(|i| {
@@ -270,7 +291,7 @@ impl SimNet {
             seq: 0,
             partitions: Vec::new(),
             events: Vec::new(),
-            record_events: true,
+            keep: keep_all,
             stats: NetStats::default(),
             pacing: None,
             ready: Vec::new(),
@@ -289,9 +310,15 @@ impl SimNet {
             .map(|s| (StdInstant::now(), self.now, s));
     }
 
-    /// Whether node events are kept for `take_events` (on by default). Off, only the runtime counts.
+    /// Whether events are kept for `take_events` (on by default). Off, only the runtime counts.
     pub fn set_record_events(&mut self, on: bool) {
-        self.record_events = on;
+        self.keep = if on { keep_all } else { keep_none };
+    }
+
+    /// Keeps for `take_events` only the events `keep` accepts: a caller that reads a few kinds is spared the memory
+    /// of the rest (a mesh learning its peers emits n^2 `PeerAppeared`).
+    pub fn set_event_filter(&mut self, keep: fn(&NetEventKind) -> bool) {
+        self.keep = keep;
     }
 
     /// The current virtual time.
@@ -625,7 +652,7 @@ impl SimNet {
     }
 
     fn record(&mut self, node: usize, kind: NetEventKind) {
-        if self.record_events {
+        if (self.keep)(&kind) {
             self.events.push(NetEvent {
                 at: self.now,
                 node,
@@ -797,14 +824,15 @@ impl SimNet {
         let Some(l) = self.slots[i].links.iter_mut().find(|l| l.hal == link) else {
             return;
         };
-        while let Some(p) = l.backlog.front() {
-            match radio.send(link, p) {
-                Ok(()) => {
-                    l.backlog.pop_front();
+        while let Some(p) = l.backlog.pop_front() {
+            match radio.send_owned(link, p) {
+                Ok(()) => {}
+                Err((e, p)) if e.kind() == RadioErrorKind::QueueFull => {
+                    l.backlog.push_front(p);
+                    return;
                 }
-                Err(e) if e.kind() == RadioErrorKind::QueueFull => return,
                 Err(_) => {
-                    self.stats.backlog_drops += l.backlog.len() as u64;
+                    self.stats.backlog_drops += l.backlog.len() as u64 + 1;
                     l.backlog.clear();
                     return;
                 }
@@ -834,9 +862,10 @@ impl SimNet {
                     continue;
                 }
                 let Some(r) = radio.as_mut() else { continue };
-                match r.send(hal_link, &packet) {
+                // The medium keeps the node's buffer; a refused packet comes back for the backlog.
+                match r.send_owned(hal_link, packet) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == RadioErrorKind::QueueFull => {
+                    Err((e, packet)) if e.kind() == RadioErrorKind::QueueFull => {
                         l.backlog.push_back(packet);
                         self.stats.backlogged += 1;
                     }
@@ -845,11 +874,12 @@ impl SimNet {
             }
         }
         while let Some(event) = node.poll_event() {
-            if self.record_events {
+            let kind = NetEventKind::Node(event);
+            if (self.keep)(&kind) {
                 self.events.push(NetEvent {
                     at: self.now,
                     node: i,
-                    kind: NetEventKind::Node(event),
+                    kind,
                 });
             }
         }

@@ -3,7 +3,7 @@
 //! all in virtual time.
 //!
 //! Invariant: the medium never reads a clock or an unseeded RNG. Everything it does happens while processing its
-//! event queue, a `BinaryHeap` ordered by (time, sequence number), so the same seed, topology and sequence of calls
+//! event queue, ordered by (time, sequence number), so the same seed, topology and sequence of calls
 //! give the same events bit for bit. Packets on one link direction arrive in the order they were sent.
 //!
 //! # Driving N nodes
@@ -49,16 +49,17 @@
 //!   lost and counted.
 
 mod config;
+mod queue;
 mod radio;
 mod topology;
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 pub use config::{LinkParams, MediumConfig, NodeStats, SimError, SimInstant};
+pub use queue::{EventQueue, Key as EventKey, Queued};
 pub use radio::SimRadio;
 pub use topology::Topology;
 
@@ -97,31 +98,6 @@ enum Action {
     Crash { node: usize },
     /// A crashed node restarts.
     Restart { node: usize },
-}
-
-/// An action and when; ordered by (time, sequence number) only, earliest first out of the max-heap.
-#[derive(Debug)]
-struct Scheduled {
-    at: SimInstant,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
 }
 
 /// One end of a link, and the direction that starts there.
@@ -199,7 +175,8 @@ pub struct Medium {
     now: SimInstant,
     rng: ChaCha8Rng,
     seq: u64,
-    queue: BinaryHeap<Scheduled>,
+    /// The scheduled actions, by (time, sequence number).
+    queue: EventQueue<Action>,
     nodes: Vec<Node>,
     slots: Vec<Slot>,
     free_slots: Vec<usize>,
@@ -232,7 +209,7 @@ impl Medium {
             now: SimInstant::ZERO,
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             nodes,
             slots: Vec::new(),
             free_slots: Vec::new(),
@@ -320,17 +297,21 @@ impl Medium {
 
     /// When the medium next has something to do; `None` when nothing is scheduled.
     pub fn next_wakeup(&self) -> Option<SimInstant> {
-        self.queue.peek().map(|s| s.at)
+        self.queue.peek().map(|(at, _)| SimInstant::from_micros(at))
     }
 
     /// Processes everything due at or before `now`, in order, then sets the time to `now` (time never goes back:
     /// an earlier `now` processes what is due at the current time).
     pub fn advance(&mut self, now: SimInstant) {
         let target = now.max(self.now);
-        while self.queue.peek().is_some_and(|s| s.at <= target) {
+        while self
+            .queue
+            .peek()
+            .is_some_and(|(at, _)| at <= target.as_micros())
+        {
             let Some(s) = self.queue.pop() else { break };
-            self.now = s.at.max(self.now);
-            self.process(s.action);
+            self.now = SimInstant::from_micros(s.key.0).max(self.now);
+            self.process(s.value);
         }
         self.now = target;
     }
@@ -380,13 +361,12 @@ impl Medium {
         }
     }
 
+    /// Schedules `action` at `at` (every caller passes a time at or after now; the queue needs that, so it is kept
+    /// here too).
     fn schedule(&mut self, at: SimInstant, action: Action) {
+        let at = at.max(self.now);
         self.seq += 1;
-        self.queue.push(Scheduled {
-            at,
-            seq: self.seq,
-            action,
-        });
+        self.queue.push((at.as_micros(), self.seq), action);
     }
 
     fn process(&mut self, action: Action) {
@@ -695,22 +675,6 @@ impl Medium {
 mod tests {
     use super::*;
     use crate::Radio;
-
-    #[test]
-    fn heap_pops_earliest_time_then_earliest_sequence() {
-        let mut heap = BinaryHeap::new();
-        for (at, seq) in [(5, 1), (3, 2), (5, 0), (3, 3), (0, 9)] {
-            heap.push(Scheduled {
-                at: SimInstant::from_micros(at),
-                seq,
-                action: Action::Crash { node: 0 },
-            });
-        }
-        let order: Vec<(u64, u64)> = std::iter::from_fn(|| heap.pop())
-            .map(|s| (s.at.as_micros(), s.seq))
-            .collect();
-        assert_eq!(order, vec![(0, 9), (3, 2), (3, 3), (5, 0), (5, 1)]);
-    }
 
     #[test]
     fn addresses_round_trip() {

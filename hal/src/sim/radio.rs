@@ -61,6 +61,105 @@ impl<'m> SimRadio<'m> {
             .find(|l| l.id == link)
             .copied()
     }
+
+    /// [`Radio::send`] for a packet the caller owns: the medium keeps the buffer instead of copying it, and a
+    /// refused packet comes back with the error (to wait in a backlog, say).
+    pub fn send_owned(
+        &mut self,
+        link: LinkId,
+        packet: Vec<u8>,
+    ) -> Result<(), (RadioError, Vec<u8>)> {
+        self.send_packet(link, packet)
+    }
+
+    /// Queues `packet` on `link` (see [`Radio::send`]); on refusal, nothing changes but a counter and the packet
+    /// is handed back.
+    fn send_packet<P: AsRef<[u8]> + Into<Vec<u8>>>(
+        &mut self,
+        link: LinkId,
+        packet: P,
+    ) -> Result<(), (RadioError, P)> {
+        if let Err(e) = self.check_alive() {
+            return Err((e, packet));
+        }
+        let Some(l) = self.find(link) else {
+            return Err((RadioError::NoSuchLink(link), packet));
+        };
+        let m = &mut *self.medium;
+        let (capacity, tx_interval, now) = (m.config.queue_capacity, m.config.tx_interval, m.now);
+        let Some(s) = m.slots.get_mut(l.slot) else {
+            return Err((RadioError::NoSuchLink(link), packet));
+        };
+        let generation = s.generation;
+        let Some(k) = s.link.as_mut().filter(|k| k.up) else {
+            return Err((RadioError::NoSuchLink(link), packet));
+        };
+        let max = gatt_payload_len(k.params.att_mtu);
+        if let Err(e) = crate::radio::check_packet(link, packet.as_ref(), max) {
+            return Err((e, packet));
+        }
+        let params = k.params;
+        let Some(end) = k.ends.get_mut(l.end) else {
+            return Err((RadioError::NoSuchLink(link), packet));
+        };
+        if end.queued >= capacity {
+            end.writable_wanted = true;
+            if let Some(n) = m.nodes.get_mut(self.node) {
+                n.stats.rejected_queue_full += 1;
+            }
+            return Err((RadioError::QueueFull { link, capacity }, packet));
+        }
+        end.queued += 1;
+        let departure = match end.last_departure {
+            Some(prev) => now.max(prev + tx_interval),
+            None => now,
+        };
+        end.last_departure = Some(departure);
+        // Both draws happen for every packet so that one link's loss setting does not shift the others' streams.
+        let jitter = m
+            .rng
+            .next_u64_below(super::micros(params.jitter).saturating_add(1));
+        let lost = unit(&mut m.rng) < params.loss;
+        let dir = l.end;
+        let arrival = if lost {
+            None
+        } else {
+            let at = (departure + params.latency)
+                .as_micros()
+                .saturating_add(jitter);
+            let at = end.last_arrival.max(super::SimInstant::from_micros(at));
+            end.last_arrival = at;
+            end.in_flight += 1;
+            Some(at)
+        };
+        if let Some(n) = m.nodes.get_mut(self.node) {
+            n.stats.sent += 1;
+            if lost {
+                n.stats.lost_random += 1;
+            }
+        }
+        m.schedule(
+            departure,
+            Action::TxDone {
+                slot: l.slot,
+                generation,
+                dir,
+            },
+        );
+        if let Some(at) = arrival {
+            m.in_flight += 1;
+            m.schedule(
+                at,
+                Action::Deliver {
+                    slot: l.slot,
+                    generation,
+                    dir,
+                    data: packet.into(),
+                },
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Radio for SimRadio<'_> {
@@ -181,82 +280,7 @@ impl Radio for SimRadio<'_> {
     }
 
     fn send(&mut self, link: LinkId, packet: &[u8]) -> Result<(), RadioError> {
-        self.check_alive()?;
-        let Some(l) = self.find(link) else {
-            return Err(RadioError::NoSuchLink(link));
-        };
-        let m = &mut *self.medium;
-        let (capacity, tx_interval, now) = (m.config.queue_capacity, m.config.tx_interval, m.now);
-        let Some(s) = m.slots.get_mut(l.slot) else {
-            return Err(RadioError::NoSuchLink(link));
-        };
-        let generation = s.generation;
-        let Some(k) = s.link.as_mut().filter(|k| k.up) else {
-            return Err(RadioError::NoSuchLink(link));
-        };
-        let max = gatt_payload_len(k.params.att_mtu);
-        crate::radio::check_packet(link, packet, max)?;
-        let params = k.params;
-        let Some(end) = k.ends.get_mut(l.end) else {
-            return Err(RadioError::NoSuchLink(link));
-        };
-        if end.queued >= capacity {
-            end.writable_wanted = true;
-            if let Some(n) = m.nodes.get_mut(self.node) {
-                n.stats.rejected_queue_full += 1;
-            }
-            return Err(RadioError::QueueFull { link, capacity });
-        }
-        end.queued += 1;
-        let departure = match end.last_departure {
-            Some(prev) => now.max(prev + tx_interval),
-            None => now,
-        };
-        end.last_departure = Some(departure);
-        // Both draws happen for every packet so that one link's loss setting does not shift the others' streams.
-        let jitter = m
-            .rng
-            .next_u64_below(super::micros(params.jitter).saturating_add(1));
-        let lost = unit(&mut m.rng) < params.loss;
-        let dir = l.end;
-        let arrival = if lost {
-            None
-        } else {
-            let at = (departure + params.latency)
-                .as_micros()
-                .saturating_add(jitter);
-            let at = end.last_arrival.max(super::SimInstant::from_micros(at));
-            end.last_arrival = at;
-            end.in_flight += 1;
-            Some(at)
-        };
-        if let Some(n) = m.nodes.get_mut(self.node) {
-            n.stats.sent += 1;
-            if lost {
-                n.stats.lost_random += 1;
-            }
-        }
-        m.schedule(
-            departure,
-            Action::TxDone {
-                slot: l.slot,
-                generation,
-                dir,
-            },
-        );
-        if let Some(at) = arrival {
-            m.in_flight += 1;
-            m.schedule(
-                at,
-                Action::Deliver {
-                    slot: l.slot,
-                    generation,
-                    dir,
-                    data: packet.to_vec(),
-                },
-            );
-        }
-        Ok(())
+        self.send_packet(link, packet).map_err(|(e, _)| e)
     }
 
     fn poll_event(&mut self) -> Option<RadioEvent> {

@@ -126,7 +126,7 @@ impl Node {
             links: BTreeMap::new(),
             peers: Peers::new(r.max_peers),
             routes: Routes::new(r.max_routes),
-            dup: DupCache::new(r.dup_capacity, r.dup_lifetime),
+            dup: DupCache::with_seed(r.dup_capacity, r.dup_lifetime, &rng_seed),
             relays: PendingRelays::new(r.max_pending_relays),
             unacked: Unacked::new(r.hop_max_frames, r.hop_max_bytes),
             outbox: Outbox::new(r.outbox_capacity),
@@ -590,14 +590,10 @@ impl Node {
             self.stats.drop_link = self.stats.drop_link.saturating_add(1);
             return false;
         };
-        let mut out = Vec::new();
-        for p in packets {
-            let mut packet = Vec::new();
-            p.append_to(&mut packet);
-            out.push(packet);
-        }
         self.stats.frames_out = self.stats.frames_out.saturating_add(1);
-        for packet in out {
+        for p in packets {
+            let mut packet = Vec::with_capacity(p.len());
+            p.append_to(&mut packet);
             if self.actions.len() >= MAX_ACTIONS {
                 // Persist records are never dropped: the oldest packet goes instead (or this one).
                 match self

@@ -57,11 +57,14 @@ pub struct PeerUpdate {
 ///
 /// `by_heard` orders the entries by `last_heard` (one `(last_heard, id)` per entry, kept in step with `map`), so
 /// expiry, eviction of the least recent and the next deadline cost a logarithm, not a scan of the table.
+/// `holders` lists the entries that hold their nickname (non-empty, not flagged) as `(nickname hash, id)`, so the
+/// nickname rule looks at the few entries with that hash, in id order, instead of every entry.
 #[derive(Clone, Debug, Default)]
 pub struct Peers {
     max: usize,
     map: BTreeMap<NodeId, Peer>,
     by_heard: BTreeSet<(Instant, NodeId)>,
+    holders: BTreeSet<(u64, NodeId)>,
     evictions: u64,
 }
 
@@ -72,6 +75,7 @@ impl Peers {
             max,
             map: BTreeMap::new(),
             by_heard: BTreeSet::new(),
+            holders: BTreeSet::new(),
             evictions: 0,
         }
     }
@@ -139,21 +143,29 @@ impl Peers {
         hops: u8,
         now: Instant,
     ) -> PeerUpdate {
+        // The first other id, in id order, that holds this nickname unflagged.
         let conflict_with = if nickname.is_empty() {
             None
         } else {
-            self.map
-                .iter()
-                .filter(|(other, p)| **other != id && p.nickname == nickname)
-                .filter(|(_, p)| !p.nickname_conflict)
-                .map(|(other, _)| *other)
-                .next()
+            let hash = nickname_hash(nickname);
+            self.holders
+                .range((hash, NodeId([0; 8]))..=(hash, NodeId([0xff; 8])))
+                .map(|&(_, other)| other)
+                .find(|other| {
+                    *other != id
+                        && self
+                            .map
+                            .get(other)
+                            .is_some_and(|p| p.nickname == nickname && !p.nickname_conflict)
+                })
         };
         let mut evicted = None;
         let appeared = !self.map.contains_key(&id);
         if appeared && self.map.len() >= self.max {
             if let Some((_, old)) = self.by_heard.pop_first() {
-                self.map.remove(&old);
+                if let Some(p) = self.map.remove(&old) {
+                    self.forget_holder(old, &p);
+                }
                 self.evictions = self.evictions.saturating_add(1);
                 evicted = Some(old);
             }
@@ -174,6 +186,9 @@ impl Peers {
             nickname_conflict: false,
             proof,
         });
+        if !entry.nickname.is_empty() && !entry.nickname_conflict {
+            self.holders.remove(&(nickname_hash(&entry.nickname), id));
+        }
         entry.public = public;
         entry.proof = proof;
         if entry.nickname != nickname {
@@ -187,6 +202,9 @@ impl Peers {
         self.by_heard.insert((entry.last_heard, id));
         entry.hops = hops;
         entry.nickname_conflict = conflict_with.is_some();
+        if !nickname.is_empty() && !entry.nickname_conflict {
+            self.holders.insert((nickname_hash(nickname), id));
+        }
         PeerUpdate {
             appeared,
             conflict_with,
@@ -202,7 +220,9 @@ impl Peers {
                 break;
             }
             self.by_heard.pop_first();
-            self.map.remove(&id);
+            if let Some(p) = self.map.remove(&id) {
+                self.forget_holder(id, &p);
+            }
             gone.push(id);
         }
         gone
@@ -228,8 +248,24 @@ impl Peers {
                     + 32
                     + p.nickname.capacity()
             })
-            .sum()
+            .sum::<usize>()
+            + self.holders.len() * core::mem::size_of::<(u64, NodeId)>()
     }
+
+    /// Drops the removed entry `id` from `holders` if it held its nickname.
+    fn forget_holder(&mut self, id: NodeId, p: &Peer) {
+        if !p.nickname.is_empty() && !p.nickname_conflict {
+            self.holders.remove(&(nickname_hash(&p.nickname), id));
+        }
+    }
+}
+
+/// FNV-1a of a nickname: only narrows the entries [`Peers::update`] compares, so collisions cost time, not
+/// correctness.
+fn nickname_hash(nickname: &str) -> u64 {
+    nickname.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A reverse path to a node.
@@ -407,6 +443,44 @@ mod tests {
         assert_eq!(b.conflict_with, Some(NodeId([1; 8])));
         assert!(p.get(&NodeId([2; 8])).is_some_and(|x| x.nickname_conflict));
         assert!(p.get(&NodeId([1; 8])).is_some_and(|x| !x.nickname_conflict));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn nickname_rule_matches_a_scan_of_the_table(
+            max in 0usize..8,
+            ops in proptest::collection::vec((0u8..10, 0usize..4, 0u64..40, proptest::bool::ANY), 1..200),
+        ) {
+            let nicknames = ["", "ann", "bob", "cy"];
+            let mut p = Peers::new(max);
+            let mut now = 0u64;
+            for (n, nick, step, expire) in ops {
+                now += step;
+                let t = Instant::from_millis(now);
+                if expire {
+                    p.remove_stale(Duration::from_millis(60), t);
+                    continue;
+                }
+                let (id, nickname) = (NodeId([n; 8]), nicknames[nick]);
+                // The rule as PROTOCOL.md §7.2 states it: the first other id, in id order, holding it unflagged.
+                let expected = if nickname.is_empty() {
+                    None
+                } else {
+                    p.iter()
+                        .filter(|(other, q)| **other != id && q.nickname == nickname && !q.nickname_conflict)
+                        .map(|(other, _)| *other)
+                        .next()
+                };
+                let u = p.update(id, pk(n), nickname, 0, PROOF, 1, t);
+                proptest::prop_assert_eq!(u.conflict_with, expected);
+                if max > 0 {
+                    proptest::prop_assert_eq!(
+                        p.get(&id).map(|q| q.nickname_conflict),
+                        Some(expected.is_some())
+                    );
+                }
+            }
+        }
     }
 
     #[test]
