@@ -370,11 +370,6 @@ impl Node {
         self.sessions.import_pins(pins)
     }
 
-    /// Every pin as `(node id, keys)`.
-    pub fn export_pins(&self) -> Vec<(NodeId, crate::identity::PublicIdentity)> {
-        self.sessions.export_pins()
-    }
-
     /// Resumes a stored session without a handshake (PROTOCOL.md §6.11; see
     /// [`crate::session::Sessions::restore`]).
     pub fn restore_session(
