@@ -155,8 +155,9 @@ impl Store {
     }
 
     /// Writes `records` (in order) and flushes: pins through [`Store::save_pin`], everything else in one
-    /// transaction. Returns once the database is durable.
-    pub fn apply_node_records(&self, records: &[Persist]) -> Result<(), StoreError> {
+    /// transaction. Returns once the database is durable, with the bytes of keys and values written in the
+    /// transaction (what write amplification is measured against).
+    pub fn apply_node_records(&self, records: &[Persist]) -> Result<u64, StoreError> {
         let mut writes: Vec<Write> = Vec::new();
         for record in records {
             match record {
@@ -252,7 +253,11 @@ impl Store {
                 detail: format!("cannot write the node's state: {e:?}"),
             })?;
         }
-        self.flush()
+        self.flush()?;
+        Ok(writes
+            .iter()
+            .map(|(_, k, v)| (k.len() + v.as_ref().map_or(0, |v| v.len())) as u64)
+            .sum())
     }
 
     /// Reads everything a restarting node needs; deletes delivered-message ids older than `seen_lifetime_ms` at
@@ -320,16 +325,9 @@ impl Store {
                 .outbox
                 .push((to, id, payload, Instant::from_millis(m.expires_ms)));
         }
-        state.seen_pruned = self.prune_seen(now, seen_lifetime_ms)?;
-        for item in self.tree(TreeName::Seen).iter() {
-            let (k, v) = item.map_err(|e| self.corrupt_value(TreeName::Seen, b"", e))?;
-            let (from, id) = split_pair_key(&k).ok_or_else(|| {
-                self.corrupt_value(TreeName::Seen, &k, "not a sender and message id")
-            })?;
-            let s: SeenMessage =
-                decode(&v).map_err(|e| self.corrupt_value(TreeName::Seen, &k, e))?;
-            state.seen.push((from, id, Instant::from_millis(s.at_ms)));
-        }
+        state.seen_pruned = self.sweep_seen(now, seen_lifetime_ms, |from, id, at| {
+            state.seen.push((from, id, at))
+        })?;
         self.flush()?;
         Ok(state)
     }
@@ -339,14 +337,30 @@ impl Store {
     /// Deletes delivered-message ids older than `lifetime_ms` at `now`: a running node calls it now and then, so the
     /// `seen` tree holds about one lifetime of traffic. Returns how many were deleted.
     pub fn prune_seen(&self, now: Instant, lifetime_ms: u64) -> Result<usize, StoreError> {
+        self.sweep_seen(now, lifetime_ms, |_, _, _| {})
+    }
+
+    /// One pass over `seen`: deletes the ids older than `lifetime_ms` at `now`, hands every other one to `keep`.
+    /// Returns how many were deleted.
+    fn sweep_seen(
+        &self,
+        now: Instant,
+        lifetime_ms: u64,
+        mut keep: impl FnMut(NodeId, MessageId, Instant),
+    ) -> Result<usize, StoreError> {
         let seen = self.tree(TreeName::Seen);
         let mut stale = Vec::new();
         for item in seen.iter() {
             let (k, v) = item.map_err(|e| self.corrupt_value(TreeName::Seen, b"", e))?;
+            let (from, id) = split_pair_key(&k).ok_or_else(|| {
+                self.corrupt_value(TreeName::Seen, &k, "not a sender and message id")
+            })?;
             let s: SeenMessage =
                 decode(&v).map_err(|e| self.corrupt_value(TreeName::Seen, &k, e))?;
             if s.at_ms.saturating_add(lifetime_ms) <= now.total_millis() {
                 stale.push(k);
+            } else {
+                keep(from, id, Instant::from_millis(s.at_ms));
             }
         }
         for k in &stale {
