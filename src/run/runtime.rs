@@ -26,6 +26,28 @@ use super::Clock;
 /// Radio events handled per turn at most, so a flood cannot starve timers and control calls.
 const EVENT_BATCH: usize = 1_024;
 
+/// The answer to `stats`: every counter a JSON number, grouped by who counts it (README.md, "The control
+/// interface", lists the groups).
+#[derive(Debug, serde::Serialize)]
+pub struct Stats {
+    /// The protocol core: [`mesh::node::NodeStats`].
+    pub node: mesh::node::NodeStats,
+    /// The link policy between node and radio: [`super::driver::DriverStats`].
+    pub driver: super::driver::DriverStats,
+    /// `udp`, `ble` or `sim`: which counters `radio` holds.
+    pub radio_kind: &'static str,
+    /// The radio's counters.
+    pub radio: super::backend::RadioStats,
+    /// The store's peers tree: [`meshnode::store::PeerStats`].
+    pub store: meshnode::store::PeerStats,
+    /// Events published to listeners (and to the log).
+    pub events_published: u64,
+    /// Control calls answered.
+    pub control_calls: u64,
+    /// The node's estimate of the memory it holds, in bytes.
+    pub memory_bytes: usize,
+}
+
 /// What the loop knows besides the node.
 pub struct Loop {
     /// Node and link policy.
@@ -241,7 +263,8 @@ impl Loop {
             })),
             Command::Peers => Ok(self.peers_json(now, false)),
             Command::Sessions => Ok(self.peers_json(now, true)),
-            Command::Stats => Ok(self.stats_json()),
+            Command::Stats => serde_json::to_value(self.stats())
+                .map_err(|e| format!("cannot encode the counters: {e}")),
             Command::Send { peer, text } => {
                 let id = self.peer(&peer)?;
                 let msg = self
@@ -347,16 +370,17 @@ impl Loop {
         Value::Array(list)
     }
 
-    fn stats_json(&self) -> Value {
-        json!({
-            "node": super::debug_counters(&format!("{:?}", self.driver.node.stats())),
-            "driver": self.driver.stats(),
-            "radio": self.backend.stats_json(),
-            "events_published": self.events_published,
-            "control_calls": self.calls_answered,
-            "memory_bytes": self.driver.node.memory_bytes(),
-            "store": self.store.peer_stats(),
-        })
+    fn stats(&self) -> Stats {
+        Stats {
+            node: self.driver.node.stats(),
+            driver: self.driver.stats(),
+            radio_kind: self.radio_name,
+            radio: self.backend.stats(),
+            store: self.store.peer_stats(),
+            events_published: self.events_published,
+            control_calls: self.calls_answered,
+            memory_bytes: self.driver.node.memory_bytes(),
+        }
     }
 
     fn stop(&mut self) {
@@ -398,5 +422,72 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::backend::RadioStats;
+    use super::*;
+
+    /// Every counter in `v` (an object of objects and numbers) is a number; returns the names.
+    fn counters(v: &Value) -> Vec<String> {
+        let map = v
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {v}"));
+        for (k, x) in map {
+            assert!(x.is_u64(), "{k} is {x}");
+        }
+        map.keys().cloned().collect()
+    }
+
+    #[test]
+    fn stats_are_numbers_grouped_by_who_counts_them() {
+        let radios = [
+            (
+                "udp",
+                RadioStats::Udp(hal::udp::UdpStats::default()),
+                "datagrams_received",
+            ),
+            (
+                "ble",
+                RadioStats::Ble(hal::ble::BleStats::default()),
+                "io_failures",
+            ),
+            (
+                "sim",
+                RadioStats::Sim(hal::sim::NodeStats::default()),
+                "lost_random",
+            ),
+        ];
+        for (kind, radio, key) in radios {
+            let stats = Stats {
+                node: mesh::node::NodeStats::default(),
+                driver: super::super::driver::DriverStats::default(),
+                radio_kind: kind,
+                radio,
+                store: meshnode::store::PeerStats::default(),
+                events_published: 1,
+                control_calls: 2,
+                memory_bytes: 3,
+            };
+            let v = serde_json::to_value(&stats).unwrap();
+            let node = counters(&v["node"]);
+            for k in [
+                "packets_in",
+                "frames_out",
+                "sessions_established",
+                "hop_acks_sent",
+            ] {
+                assert!(node.iter().any(|n| n == k), "node.{k}");
+            }
+            assert!(counters(&v["driver"]).iter().any(|n| n == "links_up"));
+            assert!(counters(&v["radio"]).iter().any(|n| n == key), "{kind}");
+            assert!(counters(&v["store"]).iter().any(|n| n == "records"));
+            assert_eq!(v["radio_kind"], kind);
+            for k in ["events_published", "control_calls", "memory_bytes"] {
+                assert!(v[k].is_u64(), "{k}");
+            }
+        }
     }
 }
