@@ -11,6 +11,7 @@ pub mod backend;
 pub mod config;
 pub mod control;
 pub mod driver;
+pub mod events;
 pub mod passphrase;
 pub mod runtime;
 
