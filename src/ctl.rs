@@ -44,8 +44,11 @@ pub enum CtlCommand {
         /// The text.
         text: String,
     },
-    /// Send a signed message to every node.
+    /// Send a signed message to every node, or with --channel to the members of a joined password channel.
     Broadcast {
+        /// Send on this joined channel (see `join`) instead of a signed broadcast to everybody.
+        #[arg(long, value_name = "NAME")]
+        channel: Option<String>,
         /// The text.
         text: String,
     },
@@ -75,9 +78,10 @@ pub enum CtlCommand {
     },
     /// This node's id and key fingerprint (compare it out of band).
     Fingerprint,
-    /// Counters of the node, the link policy and the radio.
+    /// Counters of the node, the link policy, the radio and the store (with --json: groups of numbers).
     Stats,
-    /// Print incoming messages and events until interrupted.
+    /// Print incoming messages and events until interrupted: one line each, or with --json one object each (the
+    /// shapes are listed in README.md, "The control interface").
     Listen,
 }
 
@@ -175,7 +179,14 @@ fn build_request(cmd: &CtlCommand) -> Result<Value, String> {
         CtlCommand::Stats => json!({"cmd": "stats"}),
         CtlCommand::Listen => json!({"cmd": "listen"}),
         CtlCommand::Send { peer, text } => json!({"cmd": "send", "peer": peer, "text": text}),
-        CtlCommand::Broadcast { text } => json!({"cmd": "broadcast", "text": text}),
+        CtlCommand::Broadcast {
+            text,
+            channel: None,
+        } => json!({"cmd": "broadcast", "text": text}),
+        CtlCommand::Broadcast {
+            text,
+            channel: Some(channel),
+        } => json!({"cmd": "broadcast", "text": text, "channel": channel}),
         CtlCommand::Join { channel } => {
             let password = read_password(channel)?;
             json!({"cmd": "join", "channel": channel, "password": password})
@@ -243,7 +254,7 @@ fn print_human(cmd: &CtlCommand, result: &Value) {
         CtlCommand::Stats => print_map("", result),
         _ => match result {
             Value::Object(map) => {
-                for (k, v) in map {
+                for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
                     println!("{k:<12} {}", s(v));
                 }
             }
@@ -398,6 +409,32 @@ fn describe_known(e: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use mesh::identity::NodeId;
+
+    fn parse(args: &[&str]) -> CtlArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ctl: CtlArgs,
+        }
+        Cli::try_parse_from(std::iter::once("ctl").chain(args.iter().copied()))
+            .unwrap()
+            .ctl
+    }
+
+    #[test]
+    fn broadcast_on_a_channel_asks_for_it() {
+        let args = parse(&["broadcast", "--channel", "general", "hello all"]);
+        assert_eq!(
+            build_request(&args.command).unwrap(),
+            json!({"cmd": "broadcast", "text": "hello all", "channel": "general"})
+        );
+        let args = parse(&["broadcast", "hello"]);
+        assert_eq!(
+            build_request(&args.command).unwrap(),
+            json!({"cmd": "broadcast", "text": "hello"})
+        );
+    }
 
     #[test]
     fn every_event_reads_as_one_line() {

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use mesh::identity::NodeId;
-use mesh::node::{Event, SessionState};
+use mesh::node::{Event, NodeError, SessionState};
 use meshnode::store::{unix_now, Store};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -235,7 +235,15 @@ impl Loop {
                     .node
                     .broadcast(text.as_bytes(), now)
                     .map_err(|e| format!("cannot broadcast: {e}"))?;
-                Ok(json!({"id": format!("{:016x}", msg.0)}))
+                Ok(json!({"id": format!("{:016x}", msg.0), "channel": null}))
+            }
+            Command::SendChannel { channel, text } => {
+                let msg = self
+                    .driver
+                    .node
+                    .send_channel(&channel, text.as_bytes(), now)
+                    .map_err(|e| send_channel_error(&channel, e))?;
+                Ok(json!({"id": format!("{:016x}", msg.0), "channel": channel}))
             }
             Command::Join { key } => {
                 let name = key.name().to_string();
@@ -373,6 +381,33 @@ impl Loop {
     }
 }
 
+/// What a user reads when a message on `channel` was refused.
+fn send_channel_error(channel: &str, e: NodeError) -> String {
+    match e {
+        NodeError::NotJoined => format!(
+            "this node has not joined channel {channel:?}, so nothing was sent: run `meshnode ctl join {}` first \
+             (it asks for the channel's password)",
+            shell_word(channel)
+        ),
+        NodeError::MessageTooLong => format!(
+            "cannot send on channel {channel:?}: the message is too long for one frame; send a shorter one"
+        ),
+        other => format!("cannot send on channel {channel:?}: {other}"),
+    }
+}
+
+/// `s` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.+:@/,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -444,5 +479,16 @@ mod tests {
                 assert!(v[k].is_u64(), "{k}");
             }
         }
+    }
+
+    #[test]
+    fn an_unjoined_channel_says_how_to_join_it() {
+        let e = send_channel_error("general", NodeError::NotJoined);
+        assert!(e.contains("meshnode ctl join general` first"), "{e}");
+        assert!(e.contains("nothing was sent"), "{e}");
+        let e = send_channel_error("my team's", NodeError::NotJoined);
+        assert!(e.contains(r"meshnode ctl join 'my team'\''s'"), "{e}");
+        let e = send_channel_error("x", NodeError::MessageTooLong);
+        assert!(e.contains("too long"), "{e}");
     }
 }
