@@ -44,8 +44,11 @@ pub enum CtlCommand {
         /// The text.
         text: String,
     },
-    /// Send a signed message to every node.
+    /// Send a signed message to every node, or with --channel to the members of a joined password channel.
     Broadcast {
+        /// Send on this joined channel (see `join`) instead of a signed broadcast to everybody.
+        #[arg(long, value_name = "NAME")]
+        channel: Option<String>,
         /// The text.
         text: String,
     },
@@ -75,9 +78,10 @@ pub enum CtlCommand {
     },
     /// This node's id and key fingerprint (compare it out of band).
     Fingerprint,
-    /// Counters of the node, the link policy and the radio.
+    /// Counters of the node, the link policy, the radio and the store (with --json: groups of numbers).
     Stats,
-    /// Print incoming messages and events until interrupted.
+    /// Print incoming messages and events until interrupted: one line each, or with --json one object each (the
+    /// shapes are listed in README.md, "The control interface").
     Listen,
 }
 
@@ -175,7 +179,14 @@ fn build_request(cmd: &CtlCommand) -> Result<Value, String> {
         CtlCommand::Stats => json!({"cmd": "stats"}),
         CtlCommand::Listen => json!({"cmd": "listen"}),
         CtlCommand::Send { peer, text } => json!({"cmd": "send", "peer": peer, "text": text}),
-        CtlCommand::Broadcast { text } => json!({"cmd": "broadcast", "text": text}),
+        CtlCommand::Broadcast {
+            text,
+            channel: None,
+        } => json!({"cmd": "broadcast", "text": text}),
+        CtlCommand::Broadcast {
+            text,
+            channel: Some(channel),
+        } => json!({"cmd": "broadcast", "text": text, "channel": channel}),
         CtlCommand::Join { channel } => {
             let password = read_password(channel)?;
             json!({"cmd": "join", "channel": channel, "password": password})
@@ -243,7 +254,7 @@ fn print_human(cmd: &CtlCommand, result: &Value) {
         CtlCommand::Stats => print_map("", result),
         _ => match result {
             Value::Object(map) => {
-                for (k, v) in map {
+                for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
                     println!("{k:<12} {}", s(v));
                 }
             }
@@ -268,41 +279,188 @@ fn print_map(prefix: &str, v: &Value) {
     }
 }
 
+/// One readable line for an event object (the shapes are documented in `run::events`); an event this client does
+/// not know is shown with its JSON.
 fn describe_event(e: &Value) -> String {
-    let who = |id: &Value, nick: &Value| {
-        let n = s(nick);
+    describe_known(e).unwrap_or_else(|| format!("{}: {e}", s(&e["event"])))
+}
+
+fn describe_known(e: &Value) -> Option<String> {
+    // "alice (0123456789abcdef)", or the id alone when no nickname is known.
+    let who = |id: &str, nick: &str| {
+        let (id, n) = (s(&e[id]), s(&e[nick]));
         if n.is_empty() {
-            s(id)
+            id
         } else {
-            format!("{n} ({})", s(id))
+            format!("{n} ({id})")
         }
     };
-    match e["event"].as_str().unwrap_or("") {
+    let peer = || who("peer", "nickname");
+    let field = |k: &str| s(&e[k]);
+    Some(match e["event"].as_str()? {
         "message" => {
-            let kind = match e["kind"].as_str() {
-                Some("channel") => format!("#{}", s(&e["channel"])),
-                Some(k) => k.to_string(),
-                None => String::new(),
+            let kind = match e["kind"].as_str()? {
+                "channel" => format!("#{}", field("channel")),
+                k => k.to_string(),
             };
-            format!(
-                "[{kind}] {}: {}",
-                who(&e["from"], &e["nickname"]),
-                s(&e["text"])
-            )
+            format!("[{kind}] {}: {}", who("from", "nickname"), field("text"))
         }
-        "delivered" => format!("delivered {} to {}", s(&e["id"]), s(&e["to"])),
+        "delivered" => format!("delivered {} to {}", field("id"), who("to", "nickname")),
         "delivery_failed" => format!(
-            "NOT delivered {} to {} ({})",
-            s(&e["id"]),
-            s(&e["to"]),
-            s(&e["reason"])
+            "NOT delivered {} to {}: {}",
+            field("id"),
+            who("to", "nickname"),
+            match e["reason"].as_str()? {
+                "expired" => "no acknowledgement before it expired",
+                "outbox_full" => "dropped from the full outbox for a newer message",
+                "refused" => "refused for good (is the peer's identity trusted? see `meshnode ctl trust`)",
+                _ => return None,
+            }
         ),
-        "peer_appeared" => format!("peer appeared: {}", who(&e["peer"], &e["nickname"])),
-        "peer_gone" => format!("peer gone: {}", s(&e["peer"])),
+        "peer_appeared" => format!("peer appeared: {}", peer()),
+        "peer_gone" => format!("peer gone: {}", peer()),
+        "neighbour_up" => format!("neighbour up on link {}: {}", field("link"), peer()),
+        "neighbour_down" => format!("neighbour down on link {}: {}", field("link"), peer()),
+        "channel_unreadable" => format!(
+            "[#{}] a message from {} could not be opened: it was sealed with another password than the one this \
+             node joined with",
+            field("channel"),
+            who("from", "nickname")
+        ),
+        "nickname_conflict" => format!(
+            "nickname conflict: {} claims {:?}, already announced by {}",
+            field("peer"),
+            field("nickname"),
+            who("holder", "holder_nickname")
+        ),
+        "session_established" => format!(
+            "session established with {}, fingerprint {}",
+            peer(),
+            field("fingerprint")
+        ),
+        "session_rekeyed" => format!(
+            "session with {} rekeyed: {} key now at epoch {}",
+            peer(),
+            field("direction"),
+            field("epoch")
+        ),
+        "session_renewal_started" => format!("session with {}: renewal started", peer()),
+        "session_renewed" => format!("session with {} renewed", peer()),
+        "session_expired" => format!(
+            "session with {} expired: {}",
+            peer(),
+            match e["reason"].as_str()? {
+                "age" => "it reached its age limit",
+                "messages" => "it reached its message limit",
+                "idle" => "nothing was sent or received for too long",
+                _ => return None,
+            }
+        ),
+        "session_closed" => format!(
+            "session with {} closed by {} ({})",
+            peer(),
+            match e["by"].as_str()? {
+                "local" => "this node",
+                "remote" => "the peer",
+                _ => return None,
+            },
+            match e["reason"].as_str()? {
+                "user" => "by request",
+                "replaced" => "replaced by a newer session",
+                "evicted" => "evicted from a full session table",
+                "shutdown" => "shutting down",
+                _ => return None,
+            }
+        ),
+        "untrusted_identity" => format!(
+            "REFUSED {}: pinned fingerprint {}, presented {}. {}",
+            peer(),
+            field("pinned"),
+            field("presented"),
+            field("hint")
+        ),
+        "decrypt_failed" => format!(
+            "a sealed frame claiming to come from {} failed authentication and was dropped",
+            peer()
+        ),
+        "handshake_failed" => format!(
+            "handshake with {} failed: {}",
+            peer(),
+            match e["reason"].as_str()? {
+                "noise" => "a Noise message was rejected",
+                "rejected" => "a forged or corrupted handshake message was dropped",
+                "node_id_mismatch" => "its keys do not own its node id",
+                "untrusted" => "its keys differ from the pinned ones (see `meshnode ctl trust`)",
+                "pin_store_full" => "the pin store is full",
+                "timeout" => "no answer after every retry",
+                "unexpected_message" => "an unexpected handshake message",
+                _ => return None,
+            }
+        ),
         "lagged" => format!(
             "(missed {} events: this listener fell behind)",
-            s(&e["missed"])
+            field("missed")
         ),
-        other => format!("{other}: {e}"),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh::identity::NodeId;
+
+    fn parse(args: &[&str]) -> CtlArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ctl: CtlArgs,
+        }
+        Cli::try_parse_from(std::iter::once("ctl").chain(args.iter().copied()))
+            .unwrap()
+            .ctl
+    }
+
+    #[test]
+    fn broadcast_on_a_channel_asks_for_it() {
+        let args = parse(&["broadcast", "--channel", "general", "hello all"]);
+        assert_eq!(
+            build_request(&args.command).unwrap(),
+            json!({"cmd": "broadcast", "text": "hello all", "channel": "general"})
+        );
+        let args = parse(&["broadcast", "hello"]);
+        assert_eq!(
+            build_request(&args.command).unwrap(),
+            json!({"cmd": "broadcast", "text": "hello"})
+        );
+    }
+
+    #[test]
+    fn every_event_reads_as_one_line() {
+        let nick = |id: NodeId| {
+            if id.0[0] % 2 == 0 {
+                "alice".to_string()
+            } else {
+                String::new()
+            }
+        };
+        for event in crate::run::events::every_event() {
+            let v = crate::run::events::event_json(&event, &nick);
+            let line = describe_known(&v).unwrap_or_else(|| panic!("no human line for {v}"));
+            assert!(
+                !line.contains('\n') && !line.contains("\"event\""),
+                "{line}"
+            );
+            if v["kind"] == "channel" {
+                assert!(line.starts_with("[#general] "), "{line}");
+                assert!(line.ends_with(": on general"), "{line}");
+            }
+        }
+        let lagged = json!({"event": "lagged", "missed": 3});
+        assert!(describe_known(&lagged).unwrap().contains("missed 3"));
+        let future = json!({"event": "from_the_future", "x": 1});
+        assert!(describe_known(&future).is_none());
+        assert!(describe_event(&future).starts_with("from_the_future: "));
     }
 }

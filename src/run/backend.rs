@@ -159,13 +159,26 @@ impl Backend {
     }
 
     /// The backend's own counters, for `ctl stats`.
-    pub fn stats_json(&self) -> serde_json::Value {
+    pub fn stats(&self) -> RadioStats {
         match self {
-            Backend::Udp { radio, .. } => super::debug_counters(&format!("{:?}", radio.stats())),
-            Backend::Ble { radio, .. } => super::debug_counters(&format!("{:?}", radio.stats())),
-            Backend::Sim(sim) => super::debug_counters(&format!("{:?}", sim.medium.total_stats())),
+            Backend::Udp { radio, .. } => RadioStats::Udp(*radio.stats()),
+            Backend::Ble { radio, .. } => RadioStats::Ble(radio.stats()),
+            Backend::Sim(sim) => RadioStats::Sim(sim.medium.total_stats()),
         }
     }
+}
+
+/// A radio's counters, by backend. Serialised as the backend's counters alone (every one a number): which
+/// backend it is, `ctl stats` says beside it (`radio_kind`).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum RadioStats {
+    /// `--radio udp`: see [`hal::udp::UdpStats`].
+    Udp(hal::udp::UdpStats),
+    /// `--radio ble`: see [`hal::ble::BleStats`].
+    Ble(hal::ble::BleStats),
+    /// `--radio sim`: the whole simulated medium (this node and its two echo peers), see [`hal::sim::NodeStats`].
+    Sim(hal::sim::NodeStats),
 }
 
 impl SimPeers {

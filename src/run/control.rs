@@ -6,18 +6,23 @@
 //!
 //! ```text
 //! -> {"cmd":"send","peer":"alice","text":"hello"}
-//! <- {"ok":true,"result":{"id":"5f2c..."}}
+//! <- {"ok":true,"result":{"to":"0a1b2c3d4e5f6071","id":"5f2c..."}}
 //! -> {"cmd":"frobnicate"}
 //! <- {"ok":false,"error":"bad request: unknown variant `frobnicate`, expected one of ..."}
 //! ```
 //!
 //! Requests (`cmd` and its fields): `status`, `peers`, `sessions`, `fingerprint`, `stats`, `listen`,
-//! `send {peer, text}`, `broadcast {text}`, `join {channel, password}`, `leave {channel}`, `trust {peer}`,
-//! `close {peer}` or `close {all: true}`. A `peer` is an id prefix (hex) or a nickname; an ambiguous one is an error
-//! listing the candidates. After `listen` is answered, the server writes one event object per line
-//! (`{"event":"message",...}`, `{"event":"peer_appeared",...}`, ..., `{"event":"lagged","missed":N}` when the
-//! client fell behind) until the client disconnects. A line longer than [`MAX_LINE`] bytes, invalid JSON, an
-//! unknown command or field is answered with an error object and changes nothing.
+//! `send {peer, text}`, `broadcast {text}` (signed, to every node), `broadcast {text, channel}` (sealed for a joined
+//! password channel; refused with advice to run `meshnode ctl join <channel>` when it is not joined, and then
+//! nothing is sent), `join {channel, password}`, `leave {channel}`, `trust {peer}`, `close {peer}` or
+//! `close {all: true}`. A `peer` is an id prefix (hex) or a nickname; an ambiguous one is an error listing the
+//! candidates. `send` answers `{to, id}`, `broadcast` `{id, channel}` (`channel` null for a signed broadcast);
+//! `stats` answers an object of counter groups (`node`, `driver`, `radio`, `store`, each an object of numbers) with
+//! `radio_kind`, `events_published`, `control_calls` and `memory_bytes` (see [`super::runtime::Stats`]).
+//! After `listen` is answered, the server writes one event object per line (shapes in [`super::events`];
+//! `{"event":"lagged","missed":N}` when the client fell behind) until the client disconnects. A line longer than
+//! [`MAX_LINE`] bytes, invalid JSON, an unknown command or field is answered with an error object and changes
+//! nothing.
 //!
 //! Invariant: requests reach the node loop only through a bounded channel; a request that fails validation never
 //! reaches it; passwords are used to derive the channel key here (off the node loop) and never logged; the socket
@@ -64,10 +69,13 @@ pub enum Request {
         /// The text.
         text: String,
     },
-    /// A signed message to everybody.
+    /// A signed message to everybody, or with `channel` a message on that joined password channel.
     Broadcast {
         /// The text.
         text: String,
+        /// A joined channel to send on instead (absent or `null`: a signed broadcast).
+        #[serde(default)]
+        channel: Option<String>,
     },
     /// Join a password channel.
     Join {
@@ -116,8 +124,15 @@ pub enum Command {
         /// Text.
         text: String,
     },
-    /// See [`Request::Broadcast`].
+    /// See [`Request::Broadcast`] without a channel.
     Broadcast {
+        /// Text.
+        text: String,
+    },
+    /// See [`Request::Broadcast`] with a channel (its name valid).
+    SendChannel {
+        /// Channel name.
+        channel: String,
         /// Text.
         text: String,
     },
@@ -398,13 +413,18 @@ async fn into_command(req: Request) -> Result<Command, String> {
             check_text(&text)?;
             Command::Send { peer, text }
         }
-        Request::Broadcast { text } => {
+        Request::Broadcast { text, channel } => {
             check_text(&text)?;
-            Command::Broadcast { text }
+            match channel {
+                None => Command::Broadcast { text },
+                Some(channel) => {
+                    check_channel_name(&channel)?;
+                    Command::SendChannel { channel, text }
+                }
+            }
         }
         Request::Join { channel, password } => {
-            mesh::channel::validate_channel_name(&channel)
-                .map_err(|e| format!("invalid channel name {channel:?}: {e}"))?;
+            check_channel_name(&channel)?;
             if password.is_empty() {
                 return Err("empty channel password: give the channel's password".into());
             }
@@ -424,6 +444,11 @@ async fn into_command(req: Request) -> Result<Command, String> {
             _ => return Err("close needs exactly one of a peer or all=true".into()),
         },
     })
+}
+
+fn check_channel_name(channel: &str) -> Result<(), String> {
+    mesh::channel::validate_channel_name(channel)
+        .map_err(|e| format!("invalid channel name {channel:?}: {e}"))
 }
 
 fn check_text(text: &str) -> Result<(), String> {
@@ -513,6 +538,49 @@ mod tests {
         })
         .await
         .is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn broadcast_with_a_channel_becomes_a_channel_message() {
+        let req = parse_request(br#"{"cmd":"broadcast","text":"hi","channel":"general"}"#).unwrap();
+        match into_command(req).await {
+            Ok(Command::SendChannel { channel, text }) => {
+                assert_eq!((channel.as_str(), text.as_str()), ("general", "hi"));
+            }
+            _ => panic!("not a channel message"),
+        }
+        for line in [
+            &br#"{"cmd":"broadcast","text":"hi"}"#[..],
+            br#"{"cmd":"broadcast","text":"hi","channel":null}"#,
+        ] {
+            let req = parse_request(line).unwrap();
+            assert!(matches!(
+                into_command(req).await,
+                Ok(Command::Broadcast { text }) if text == "hi"
+            ));
+        }
+        let e = parse_request(br#"{"cmd":"broadcast","text":"hi","channel":7}"#)
+            .err()
+            .unwrap();
+        assert!(e.starts_with("bad request"), "{e}");
+        for channel in ["", "a\nb"] {
+            let e = into_command(Request::Broadcast {
+                text: "hi".into(),
+                channel: Some(channel.to_string()),
+            })
+            .await
+            .err()
+            .unwrap();
+            assert!(e.contains("invalid channel name"), "{e}");
+        }
+        let e = into_command(Request::Broadcast {
+            text: String::new(),
+            channel: Some("general".into()),
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(e.contains("empty message"), "{e}");
     }
 
     #[tokio::test(flavor = "current_thread")]

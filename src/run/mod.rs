@@ -11,6 +11,7 @@ pub mod backend;
 pub mod config;
 pub mod control;
 pub mod driver;
+pub mod events;
 pub mod passphrase;
 pub mod runtime;
 
@@ -109,30 +110,6 @@ pub enum RunError {
     /// The node's state could not be stored while running.
     #[error("{0}")]
     StoreWrite(String),
-}
-
-/// Turns a `Debug` rendering of a counters struct (`Name { a: 1, b: 2 }`) into a JSON object of numbers, so every
-/// backend's counters reach `ctl stats` without a serde dependency in `mesh` or `hal`.
-pub fn debug_counters(debug: &str) -> serde_json::Value {
-    let inner = debug
-        .split_once('{')
-        .and_then(|(_, rest)| rest.rsplit_once('}'))
-        .map(|(inner, _)| inner);
-    let Some(inner) = inner else {
-        return serde_json::Value::String(debug.to_string());
-    };
-    let mut map = serde_json::Map::new();
-    for field in inner.split(',') {
-        if let Some((k, v)) = field.split_once(':') {
-            let v = v.trim();
-            let value = v
-                .parse::<u64>()
-                .map(serde_json::Value::from)
-                .unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
-            map.insert(k.trim().to_string(), value);
-        }
-    }
-    serde_json::Value::Object(map)
 }
 
 fn init_logging(settings: &Settings) -> Result<(), RunError> {
@@ -384,17 +361,4 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = &'stat
             _ = term.recv() => "SIGTERM",
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_counters_become_numbers() {
-        let v = debug_counters("Stats { a: 1, b_c: 22 }");
-        assert_eq!(v["a"], 1);
-        assert_eq!(v["b_c"], 22);
-        assert_eq!(debug_counters("plain"), serde_json::json!("plain"));
-    }
 }

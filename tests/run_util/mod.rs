@@ -4,7 +4,7 @@
 //! Invariant: every child is killed when its handle drops, and every wait is a poll loop with a deadline.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -121,6 +121,36 @@ pub fn ctl(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
     )
 }
 
+/// Runs `meshnode ctl --json ...` with `input` on its stdin (how scripts give a channel password: never argv);
+/// returns (success, stdout JSON or null, stderr).
+pub fn ctl_with_stdin(dir: &Path, args: &[&str], input: &str) -> (bool, serde_json::Value, String) {
+    let mut child = Command::new(BIN)
+        .arg("ctl")
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let value = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        value,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 pub fn node_id(dir: &Path) -> String {
     let (ok, v, err) = ctl(dir, &["fingerprint"]);
     assert!(ok, "{err}");
@@ -180,6 +210,31 @@ pub fn expect_message(rx: &mpsc::Receiver<serde_json::Value>, text: &str, limit:
         if let Ok(v) = rx.recv_timeout(left) {
             if v["event"] == "message" && v["text"] == text {
                 return;
+            }
+        }
+    }
+}
+
+/// Every event `rx` yields up to and including the first one `pred` accepts; fails after `limit`.
+pub fn events_until(
+    rx: &mpsc::Receiver<serde_json::Value>,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no {what} within {limit:?}; events seen: {seen:?}"
+        );
+        if let Ok(v) = rx.recv_timeout(left) {
+            let done = pred(&v);
+            seen.push(v);
+            if done {
+                return seen;
             }
         }
     }

@@ -233,6 +233,7 @@ pub(crate) async fn bounded<T, E: std::fmt::Display>(
 }
 
 /// Counters of what the radio dropped, refused or worked around; a snapshot from [`BleRadio::stats`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BleStats {
     /// `Discovered` / `Packet` events dropped because the event queue was full.

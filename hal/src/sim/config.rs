@@ -171,6 +171,7 @@ impl MediumConfig {
 
 /// Counters of one node, or (from `Medium::total_stats`) of all nodes summed. Packet counters are charged to the
 /// sending node, except `received`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NodeStats {
     /// Packets accepted by `send`.

@@ -186,6 +186,7 @@ pub fn socket_address(peer: PeerAddress) -> SocketAddrV4 {
 
 /// Counters of one UDP radio. Every datagram read from the socket is counted in `datagrams_received` and then in
 /// exactly one of `accepted` or the `dropped_*` counters, so `datagrams_received == accepted + dropped()`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct UdpStats {
     /// Datagrams read from the socket.

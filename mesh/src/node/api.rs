@@ -246,6 +246,7 @@ pub struct PeerInfo {
 }
 
 /// Counters of everything the node did and dropped. All saturating.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeStats {

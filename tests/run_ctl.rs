@@ -1,0 +1,238 @@
+//! Multi-process tests of `meshnode ctl` as a script uses it: password channels end to end (`join` with the
+//! password on stdin, `broadcast --channel`, what `ctl --json listen` and the human `ctl listen` show on members,
+//! on a member with the wrong password and on a node that did not join), the error for an unjoined channel, and the
+//! schema of `ctl --json stats`. Four UDP nodes in a line on loopback, 0 - 1 - 2 - 3.
+//!
+//! Invariant: every child is killed when its handle drops, every directory is a tempdir, and every wait is a poll
+//! loop with a deadline. Absence is checked against a later message that took the same path: once it arrived,
+//! anything the earlier one caused has been shown.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+mod run_util;
+
+use run_util::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn join(dir: &std::path::Path, channel: &str, password: &str) {
+    let (ok, v, err) = ctl_with_stdin(dir, &["join", channel], &format!("{password}\n"));
+    assert!(ok, "join failed: {err}");
+    assert_eq!(v["channel"], channel);
+}
+
+fn is_text(v: &serde_json::Value, text: &str) -> bool {
+    v["event"] == "message" && v["text"] == text
+}
+
+/// `ctl listen` without `--json`: its stdout lines on a channel, once it said on stderr that it listens.
+fn listen_human(dir: &std::path::Path) -> (Proc, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(dir)
+        .arg("listen")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc(child);
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains("listening"), "{first}");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (proc, rx)
+}
+
+#[test]
+fn channel_members_read_broadcasts_and_nobody_else_does() {
+    let t0 = Instant::now();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(4);
+    let _nodes: Vec<Proc> = (0..4).map(|i| udp_node(&paths[i], &ports, i)).collect();
+    let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
+    wait_for("the ends of the line to know each other", WAIT, || {
+        (knows(&paths[0], &ids[3]) && knows(&paths[0], &ids[2]) && knows(&paths[3], &ids[0]))
+            .then_some(())
+    });
+
+    // Nodes 0 and 2 join with the password, node 3 with another one, node 1 (in the middle, relaying) not at all.
+    join(&paths[0], "general", "correct horse");
+    join(&paths[2], "general", "correct horse");
+    join(&paths[3], "general", "battery staple");
+    let listeners: Vec<_> = paths.iter().map(|p| listen(p)).collect();
+    let (_human, human) = listen_human(&paths[0]);
+
+    let (ok, v, err) = ctl(
+        &paths[0],
+        &["broadcast", "--channel", "general", "hello channel"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(v["channel"], "general");
+    assert_eq!(v["id"].as_str().map(str::len), Some(16), "{v}");
+
+    // A member reads it, with the channel and the sender named.
+    let seen = events_until(
+        &listeners[2].1,
+        "the channel message at node 2",
+        WAIT,
+        |v| is_text(v, "hello channel"),
+    );
+    let msg = seen.last().unwrap();
+    assert_eq!(msg["kind"], "channel", "{msg}");
+    assert_eq!(msg["channel"], "general", "{msg}");
+    assert_eq!(msg["from"], ids[0], "{msg}");
+    assert_eq!(msg["nickname"], "n0", "{msg}");
+    // A member with another password learns that it cannot read it, and nothing of the text.
+    let seen = events_until(&listeners[3].1, "channel_unreadable at node 3", WAIT, |v| {
+        v["event"] == "channel_unreadable"
+    });
+    let unreadable = seen.last().unwrap();
+    assert_eq!(unreadable["channel"], "general", "{unreadable}");
+    assert_eq!(unreadable["from"], ids[0], "{unreadable}");
+    assert!(
+        !seen.iter().any(|v| is_text(v, "hello channel")),
+        "{seen:?}"
+    );
+
+    // And back the other way, seen on the human listener as one line naming the channel.
+    let (ok, _, err) = ctl(&paths[2], &["broadcast", "--channel", "general", "reply"]);
+    assert!(ok, "{err}");
+    events_until(&listeners[0].1, "the reply at node 0", WAIT, |v| {
+        is_text(v, "reply") && v["channel"] == "general"
+    });
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = human
+            .recv_timeout(left)
+            .expect("no human line for the reply");
+        if line.contains("reply") {
+            assert_eq!(line, format!("[#general] n2 ({}): reply", ids[2]));
+            break;
+        }
+    }
+
+    // Node 1 never joined: sending there is refused with what to do, and nothing goes on air.
+    let (ok, _, err) = ctl(
+        &paths[1],
+        &["broadcast", "--channel", "general", "not joined"],
+    );
+    assert!(!ok, "an unjoined channel must be refused");
+    assert!(
+        err.contains("run `meshnode ctl join general` first") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(&paths[1])
+        .args(["broadcast", "--channel", "general", "not joined"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // A signed broadcast from node 1 after its refused attempt: its neighbours show it after anything the attempt
+    // could have sent on the same links.
+    let (ok, _, err) = ctl(&paths[1], &["broadcast", "after the refusal"]);
+    assert!(ok, "{err}");
+    for i in [0, 2] {
+        let seen = events_until(&listeners[i].1, "node 1's broadcast", WAIT, |v| {
+            is_text(v, "after the refusal")
+        });
+        assert!(!seen.iter().any(|v| is_text(v, "not joined")), "{seen:?}");
+    }
+    // A signed broadcast from node 0 after both channel messages: node 1 relayed them, but shows neither.
+    let (ok, _, err) = ctl(&paths[0], &["broadcast", "last"]);
+    assert!(ok, "{err}");
+    let seen = events_until(&listeners[1].1, "node 0's broadcast at node 1", WAIT, |v| {
+        is_text(v, "last")
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|v| v["event"] == "message" && v["kind"] != "broadcast"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|v| v["event"] == "channel_unreadable"),
+        "{seen:?}"
+    );
+    eprintln!("channel test took {:?}", t0.elapsed());
+}
+
+#[test]
+fn stats_are_an_object_of_numbers() {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(2);
+    let _nodes: Vec<Proc> = (0..2).map(|i| udp_node(&paths[i], &ports, i)).collect();
+    let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
+    wait_for("the nodes to know each other", WAIT, || {
+        (knows(&paths[0], &ids[1]) && knows(&paths[1], &ids[0])).then_some(())
+    });
+
+    let (ok, v, err) = ctl(&paths[0], &["stats"]);
+    assert!(ok, "{err}");
+    assert!(v.is_object(), "{v}");
+    for group in ["node", "driver", "radio", "store"] {
+        let map = v[group]
+            .as_object()
+            .unwrap_or_else(|| panic!("{group}: {v}"));
+        assert!(!map.is_empty(), "{group}");
+        for (k, x) in map {
+            assert!(x.is_u64(), "{group}.{k} is {x}");
+        }
+    }
+    assert_eq!(v["radio_kind"], "udp");
+    for k in ["events_published", "control_calls", "memory_bytes"] {
+        assert!(v[k].is_u64(), "{k}: {v}");
+    }
+    // A few counters that must have moved once two nodes found each other.
+    for (group, key) in [
+        ("node", "packets_in"),
+        ("node", "frames_in"),
+        ("radio", "datagrams_received"),
+        ("radio", "packets_sent"),
+        ("driver", "links_up"),
+    ] {
+        let n = v[group][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{group}.{key} missing: {v}"));
+        assert!(n > 0, "{group}.{key} = {n}");
+    }
+    assert!(v["node"]["sessions_established"].is_u64());
+
+    // The human table reads the same values.
+    let out = Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(&paths[0])
+        .arg("stats")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in ["node.packets_in", "radio.datagrams_received", "radio_kind"] {
+        assert!(
+            table.lines().any(|l| l.starts_with(row)),
+            "{row} missing from\n{table}"
+        );
+    }
+    assert!(!table.contains('{'), "{table}");
+}
