@@ -1,6 +1,7 @@
 //! Broadcast discovery across two network namespaces joined by a veth pair: each namespace runs one node (this
 //! test binary re-run in a helper mode through `ip netns exec`), with no static peers, so the nodes can only find
-//! each other by subnet-broadcast beacons; they then connect and exchange one packet each way.
+//! each other by subnet-broadcast beacons (one finds its broadcast address from its interface's name, as `--udp-interface`
+//! does); they then connect and exchange one packet each way.
 //!
 //! Invariant: the namespaces (and so the veth pair) have names unique to this process and are deleted when the test
 //! ends, passes or fails; nodes run under a deadline and are killed past it. Without root or `ip netns` the test is
@@ -10,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hal::udp::{peer_address, subnet_broadcast, UdpConfig, UdpRadio};
+use hal::udp::{interface_ipv4, peer_address, subnet_broadcast, UdpConfig, UdpRadio};
 use hal::{Advertisement, LinkDownReason, Radio, RadioEvent};
 
 const PORT: u16 = 47_123;
@@ -89,11 +90,15 @@ fn beacons_broadcast_across_namespaces_discover_and_connect() {
     let exe = std::env::current_exe().unwrap();
     let exe = exe.to_str().unwrap();
     let mut children = Vec::new();
-    for (ns, me, peer) in [(&na, 1, "10.213.7.2"), (&nb, 2, "10.213.7.1")] {
+    // Node 1 finds its broadcast address from its interface's name, node 2 computes it from address and prefix.
+    for (ns, me, peer, dev) in [
+        (&na, 1, "10.213.7.2", va.as_str()),
+        (&nb, 2, "10.213.7.1", ""),
+    ] {
         let child = Command::new("ip")
             .args(["netns", "exec", ns, exe])
             .args(["--exact", "netns_node_helper", "--ignored", "--nocapture"])
-            .env(HELPER_ENV, format!("{me},10.213.7.{me},{peer}"))
+            .env(HELPER_ENV, format!("{me},10.213.7.{me},{peer},{dev}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -137,9 +142,17 @@ fn netns_node_helper() {
     let me: u8 = parts[0].parse().unwrap();
     let my_ip: Ipv4Addr = parts[1].parse().unwrap();
     let peer_ip: Ipv4Addr = parts[2].parse().unwrap();
+    let broadcast = if parts[3].is_empty() {
+        subnet_broadcast(my_ip, 24, PORT).unwrap()
+    } else {
+        let found = interface_ipv4(parts[3]).unwrap();
+        assert_eq!((found.address, found.prefix_len), (my_ip, 24), "{found:?}");
+        found.broadcast_at(PORT)
+    };
+    assert_eq!(broadcast, SocketAddr::from(([10, 213, 7, 255], PORT)));
     let config = UdpConfig {
         bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)),
-        broadcast: Some(subnet_broadcast(my_ip, 24, PORT).unwrap()),
+        broadcast: Some(broadcast),
         beacon_interval: Duration::from_millis(20),
         ..UdpConfig::default()
     };

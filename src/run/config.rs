@@ -111,6 +111,10 @@ pub struct LogFile {
     pub format: Option<LogFormat>,
 }
 
+/// The UDP port a node listens on when `--udp-interface` (or `[udp] interface`) is given without a bind address:
+/// every node of a subnet must use the same port to hear each other's broadcast beacons.
+pub const DEFAULT_UDP_PORT: u16 = 7700;
+
 /// `[udp]`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +125,8 @@ pub struct UdpFile {
     pub static_peers: Option<Vec<SocketAddr>>,
     /// Subnet broadcast address for discovery, e.g. `192.168.1.255:7700`.
     pub broadcast: Option<SocketAddr>,
+    /// Network interface whose subnet to discover peers on, e.g. `wlan0` (instead of `broadcast`).
+    pub interface: Option<String>,
     /// ATT MTU this node offers (23..=517).
     pub att_mtu: Option<u16>,
     /// Links at most.
@@ -185,8 +191,12 @@ pub struct RunArgs {
     #[arg(long = "udp-peer", value_name = "ADDR")]
     pub udp_peers: Vec<SocketAddr>,
     /// UDP: subnet broadcast address for discovery.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "udp_interface")]
     pub udp_broadcast: Option<SocketAddr>,
+    /// UDP: discover peers on this network interface's subnet (e.g. wlan0); binds 0.0.0.0:7700 unless
+    /// --udp-bind says otherwise.
+    #[arg(long, value_name = "NAME")]
+    pub udp_interface: Option<String>,
     /// BLE: adapter name (e.g. hci0).
     #[arg(long, value_name = "NAME")]
     pub ble_adapter: Option<String>,
@@ -347,6 +357,21 @@ impl Settings {
         };
 
         let mut udp = hal::udp::UdpConfig::default();
+        // The command line's choice of discovery replaces the file's, whichever form either takes.
+        let (broadcast, interface) = if args.udp_broadcast.is_some() || args.udp_interface.is_some()
+        {
+            (args.udp_broadcast, args.udp_interface.clone())
+        } else if file.udp.broadcast.is_some() && file.udp.interface.is_some() {
+            return Err(ConfigError::Invalid(
+                "[udp] has both broadcast and interface: keep one (interface finds the broadcast address itself)"
+                    .to_string(),
+            ));
+        } else {
+            (file.udp.broadcast, file.udp.interface.clone())
+        };
+        if interface.is_some() {
+            udp.bind = SocketAddr::from(([0, 0, 0, 0], DEFAULT_UDP_PORT));
+        }
         if let Some(bind) = args.udp_bind.or(file.udp.bind) {
             udp.bind = bind;
         }
@@ -355,7 +380,13 @@ impl Settings {
         } else if let Some(peers) = file.udp.static_peers {
             udp.static_peers = peers;
         }
-        udp.broadcast = args.udp_broadcast.or(file.udp.broadcast).or(udp.broadcast);
+        udp.broadcast = broadcast.or(udp.broadcast);
+        // Only a `udp` node looks at the machine's interfaces: a typo there must not stop a `ble` node.
+        if let (Some(name), RadioKind::Udp) = (&interface, radio) {
+            let found = hal::udp::interface_ipv4(name)
+                .map_err(|e| ConfigError::Invalid(format!("udp interface: {e}")))?;
+            udp.broadcast = Some(found.broadcast_at(udp.bind.port()));
+        }
         if let Some(mtu) = file.udp.att_mtu {
             udp.att_mtu = mtu;
         }
@@ -520,6 +551,53 @@ mod tests {
         assert!(resolve("radio = \"sim\"\n"));
         assert!(resolve("radio = \"ble\"\n[mesh]\nhop_acks = true\n"));
         assert!(!resolve("radio = \"udp\"\n[mesh]\nhop_acks = false\n"));
+    }
+
+    #[test]
+    fn udp_interface_finds_the_broadcast_address_or_says_why_not() {
+        let args = RunArgs {
+            data_dir: Some("/tmp/d".into()),
+            ..RunArgs::default()
+        };
+        let resolve = |text: &str, args: &RunArgs| {
+            let file = parse_file(text, Path::new("f")).unwrap();
+            Settings::resolve(file, args, None, false).map_err(|e| e.to_string())
+        };
+        let err = resolve(
+            "radio = \"udp\"\n[udp]\ninterface = \"no-such-if0\"\n",
+            &args,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("no network interface is called \"no-such-if0\""),
+            "{err}"
+        );
+        // The loopback cannot broadcast (or has no address at all in a fresh namespace): refused either way.
+        assert!(resolve("radio = \"udp\"\n[udp]\ninterface = \"lo\"\n", &args).is_err());
+        // A BLE node does not look at the interfaces.
+        assert!(resolve(
+            "radio = \"ble\"\n[udp]\ninterface = \"no-such-if0\"\n",
+            &args
+        )
+        .is_ok());
+        let err = resolve(
+            "radio = \"udp\"\n[udp]\ninterface = \"eth0\"\nbroadcast = \"10.0.0.255:7700\"\n",
+            &args,
+        )
+        .unwrap_err();
+        assert!(err.contains("keep one"), "{err}");
+        // A broadcast address on the command line replaces the file's interface.
+        let flag = RunArgs {
+            udp_broadcast: Some("10.9.0.255:7700".parse().unwrap()),
+            udp_bind: Some("0.0.0.0:7700".parse().unwrap()),
+            ..args.clone()
+        };
+        let s = resolve(
+            "radio = \"udp\"\n[udp]\ninterface = \"no-such-if0\"\n",
+            &flag,
+        )
+        .unwrap();
+        assert_eq!(s.udp.broadcast, Some("10.9.0.255:7700".parse().unwrap()));
     }
 
     #[test]

@@ -50,7 +50,21 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 pub fn start(dir: &Path, args: &[String]) -> Proc {
-    let child = Command::new(BIN)
+    start_in(None, dir, args)
+}
+
+/// `meshnode run` inside the network namespace `netns` (through `ip netns exec`, which execs the node in place, so
+/// killing the child kills the node), or in this process's namespace.
+pub fn start_in(netns: Option<&str>, dir: &Path, args: &[String]) -> Proc {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, BIN]);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let child = command
         .arg("run")
         .arg("--data-dir")
         .arg(dir)
@@ -257,4 +271,51 @@ pub fn sessions_established(dir: &Path) -> u64 {
     let (ok, v, err) = ctl(dir, &["stats"]);
     assert!(ok, "{err}");
     v["node"]["sessions_established"].as_u64().unwrap()
+}
+
+/// Runs `ip ARGS`, failing with its stderr.
+pub fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Network namespaces created for one test, deleted when dropped (their veth ends go with them).
+pub struct Namespaces(pub Vec<String>);
+
+impl Namespaces {
+    /// Creates `names`; `Err` (with the reason) when this machine cannot (not root, no `ip netns`).
+    pub fn create(names: &[String]) -> Result<Namespaces, String> {
+        let is_root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+        });
+        if !is_root {
+            return Err("needs root".into());
+        }
+        let mut made = Namespaces(Vec::new());
+        for ns in names {
+            ip(&["netns", "add", ns])?;
+            made.0.push(ns.clone());
+        }
+        Ok(made)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
 }

@@ -87,6 +87,7 @@
 //! then returns the radio's current time so the loop polls again at once instead of waiting for readiness.
 
 mod config;
+mod iface;
 mod receive;
 pub mod wire;
 
@@ -99,6 +100,7 @@ pub use config::{
     peer_address, socket_address, subnet_broadcast, UdpConfig, UdpStats, MAX_INTERVAL,
     MAX_STATIC_PEERS,
 };
+pub use iface::{interface_ipv4, InterfaceIpv4};
 
 use crate::{
     gatt_payload_len, Advertisement, LinkDownReason, LinkId, PeerAddress, Radio, RadioError,
