@@ -533,6 +533,8 @@ impl Node {
             + pending
             + actions
             + self.events.len() * core::mem::size_of::<Event>()
+            + self.resumed.len() * (core::mem::size_of::<(NodeId, Instant)>() + 16)
+            + self.lost_sessions.len() * (core::mem::size_of::<NodeId>() + 16)
     }
 
     // ---- shared plumbing ----
