@@ -52,6 +52,12 @@ pub struct StatsSum {
     pub outbox_expired: u64,
     /// Outbox flushes after a peer reappeared.
     pub outbox_flushed: u64,
+    /// Private messages resent ahead of their retry instant (peer reachable again, or its session replaced).
+    pub early_resends: u64,
+    /// Handshake messages resent ahead of their retry instant.
+    pub early_handshakes: u64,
+    /// Early resends held back by the per-peer gap or the per-peer size limit.
+    pub early_resends_limited: u64,
     /// Node events dropped.
     pub events_dropped: u64,
     /// Node actions dropped.
@@ -125,6 +131,9 @@ sum_fields!(
     outbox_drops,
     outbox_expired,
     outbox_flushed,
+    early_resends,
+    early_handshakes,
+    early_resends_limited,
     events_dropped,
     actions_dropped,
     peer_evictions,

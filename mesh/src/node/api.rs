@@ -325,8 +325,16 @@ pub struct NodeStats {
     pub rekeys: u64,
     /// Session renewals completed.
     pub renewals: u64,
-    /// Private message resends.
+    /// Private message resends at their retry instant.
     pub retries: u64,
+    /// Private messages resent ahead of their retry instant because their peer became reachable again, or
+    /// because a new session replaced one the peer had lost (PROTOCOL.md §7.7, early resends). Not in `retries`.
+    pub early_resends: u64,
+    /// Handshake messages resent ahead of their retry instant because their peer became reachable again.
+    pub early_handshakes: u64,
+    /// Messages and handshakes not resent early because their peer's last early resend was less than
+    /// `early_resend_gap` ago, or beyond `early_resend_max` messages: they keep their retry instants.
+    pub early_resends_limited: u64,
     /// Acks sent.
     pub acks_sent: u64,
     /// Messages now in the outbox.

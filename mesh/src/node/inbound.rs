@@ -75,6 +75,7 @@ impl Node {
             .default_ttl
             .saturating_sub(ttl)
             .saturating_add(1);
+        let route_new = self.no_route(&src, now);
         self.routes
             .learn(src, link, hops, self.config.route.route_lifetime, now);
         let Some(h) = header else {
@@ -86,7 +87,7 @@ impl Node {
         };
         match h.kind {
             Kind::Announce => {
-                if self.on_announce(&frame, &h, hops, now) {
+                if self.on_announce(&frame, &h, hops, route_new, now) {
                     self.relay(link, key, frame, now);
                 }
             }
@@ -172,6 +173,11 @@ impl Node {
         };
         self.routes
             .learn(peer, link, 1, self.config.route.route_lifetime, now);
+        if new_neighbour {
+            // §7.7: what was sent to this neighbour while it was away goes again now (before `peer_heard`, whose
+            // wake-up of waiting messages sends those once).
+            self.peer_reachable(peer, now);
+        }
         self.peer_heard(header, &a, 1, known, now, now);
         if new_neighbour {
             self.send_peer_sync(link, peer, now);
@@ -245,7 +251,12 @@ impl Node {
         }
         self.stats.peer_syncs_received = self.stats.peer_syncs_received.saturating_add(1);
         if age < lifetime {
+            let route_new = self.no_route(&sync.peer, now);
             self.routes.learn(sync.peer, link, hops, lifetime, heard);
+            if route_new {
+                // §7.7: the new neighbour leads to this peer: what was sent to it meanwhile goes again now.
+                self.peer_reachable(sync.peer, now);
+            }
         }
         if !fresher {
             self.peer_heard(
@@ -257,6 +268,14 @@ impl Node {
                 now,
             );
         }
+    }
+
+    /// True when the node has no usable route to `peer` (none, expired, or past its confirmation deadline,
+    /// §7.5): a route learned now is a new one.
+    fn no_route(&self, peer: &NodeId, now: Instant) -> bool {
+        self.routes
+            .get(peer)
+            .is_none_or(|r| r.expires <= now || r.confirm_by.is_some_and(|t| t <= now))
     }
 
     /// Refreshes `peer` when `a` carries exactly the keys, capabilities and nickname last verified for it.
@@ -276,8 +295,16 @@ impl Node {
         fresh
     }
 
-    /// A mesh-wide announce. Returns whether to relay it (not when its signature or id is bad).
-    fn on_announce(&mut self, frame: &[u8], header: &Header, hops: u8, now: Instant) -> bool {
+    /// A mesh-wide announce. Returns whether to relay it (not when its signature or id is bad). `route_new`: it
+    /// taught the first usable route to its sender, which is then reachable again (§7.7, early resends).
+    fn on_announce(
+        &mut self,
+        frame: &[u8],
+        header: &Header,
+        hops: u8,
+        route_new: bool,
+        now: Instant,
+    ) -> bool {
         let Ok((_, Body::Announce(a))) = wire::decode(frame) else {
             self.count_wire();
             return false;
@@ -287,6 +314,10 @@ impl Node {
         if !known && a.verify(header).is_err() {
             self.stats.drop_bad_signature = self.stats.drop_bad_signature.saturating_add(1);
             return false;
+        }
+        // Before `peer_heard`: the messages it wakes from `Waiting` go out there, once.
+        if route_new {
+            self.peer_reachable(header.src, now);
         }
         self.peer_heard(header, &a, hops, known, now, now);
         true
@@ -438,6 +469,7 @@ impl Node {
         };
         match self.sessions.handle_frame(frame, now) {
             Ok(Some(d)) => self.on_delivered(d, now),
+            Ok(None) if h.kind == Kind::UnknownSession => self.peer_lost_session(h.src),
             Ok(None) => {}
             Err(SessionError::HandshakeIncomplete) => self.hold_early(h.src, frame, now),
             Err(_) => self.stats.drop_session = self.stats.drop_session.saturating_add(1),

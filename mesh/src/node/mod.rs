@@ -10,9 +10,10 @@
 mod api;
 mod hop;
 mod inbound;
+mod resume;
 mod timers;
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -95,6 +96,11 @@ pub struct Node {
     stats: NodeStats,
     next_announce: Instant,
     last_announce: Option<Instant>,
+    /// When each peer's work was last resent early (PROTOCOL.md §7.7): at most once per `early_resend_gap`.
+    resumed: BTreeMap<NodeId, Instant>,
+    /// Peers that answered UNKNOWN_SESSION while a handshake with them got under way: their unacknowledged
+    /// messages go again on the new session.
+    lost_sessions: BTreeSet<NodeId>,
 }
 
 impl core::fmt::Debug for Node {
@@ -139,6 +145,8 @@ impl Node {
             stats: NodeStats::default(),
             next_announce: now,
             last_announce: None,
+            resumed: BTreeMap::new(),
+            lost_sessions: BTreeSet::new(),
             config,
         };
         node.next_announce = now + node.random_below(node.config.route.announce_soon);
@@ -525,6 +533,8 @@ impl Node {
             + pending
             + actions
             + self.events.len() * core::mem::size_of::<Event>()
+            + self.resumed.len() * (core::mem::size_of::<(NodeId, Instant)>() + 16)
+            + self.lost_sessions.len() * (core::mem::size_of::<NodeId>() + 16)
     }
 
     // ---- shared plumbing ----
@@ -705,7 +715,7 @@ impl Node {
             while let Some(out) = self.sessions.poll_transmit() {
                 self.originate(out.frame, now);
             }
-            let mut established = Vec::new();
+            let (mut established, mut renewed, mut failed) = (Vec::new(), Vec::new(), Vec::new());
             while let Some(ev) = self.sessions.poll_event() {
                 use crate::session::SessionEvent as S;
                 let c = match &ev {
@@ -714,7 +724,14 @@ impl Node {
                         Some(&mut self.stats.sessions_established)
                     }
                     S::Rekeyed { .. } => Some(&mut self.stats.rekeys),
-                    S::Renewed { .. } => Some(&mut self.stats.renewals),
+                    S::Renewed { peer } => {
+                        renewed.push(*peer);
+                        Some(&mut self.stats.renewals)
+                    }
+                    S::HandshakeFailed { peer, .. } => {
+                        failed.push(*peer);
+                        None
+                    }
                     _ => None,
                 };
                 if let Some(c) = c {
@@ -722,12 +739,14 @@ impl Node {
                 }
                 self.push_event(Event::Session(ev));
             }
-            if established.is_empty() {
+            if established.is_empty() && renewed.is_empty() && failed.is_empty() {
                 return;
             }
-            for peer in established {
-                self.release_early(peer, now);
+            for peer in &established {
+                self.release_early(*peer, now);
             }
+            established.append(&mut renewed);
+            self.sessions_replaced(&established, &failed, now);
         }
     }
 }

@@ -88,6 +88,15 @@ pub struct RouteConfig {
     pub ack_timeout_max: Duration,
     /// Sends of a message (first one included) before it moves to the outbox.
     pub max_attempts: u32,
+    /// Early resends (PROTOCOL.md §7.7): when a peer becomes reachable again (a hello binds it to a link, or a
+    /// route to it is learned from an announce or PEER_SYNC while the node had none, or a new session replaces
+    /// one the peer said it lost), its unacknowledged messages and its handshake in progress are resent at once
+    /// instead of at their retry instants.
+    pub early_resend: bool,
+    /// A peer's work is resent early at most once per this interval (a flapping link cannot make a storm).
+    pub early_resend_gap: Duration,
+    /// Messages to one peer resent early at once, at most (the rest keep their retry instants).
+    pub early_resend_max: usize,
     /// Private messages waiting for an ACK, at most.
     pub max_in_flight: usize,
     /// Messages in the outbox, at most.
@@ -151,6 +160,9 @@ impl Default for RouteConfig {
             ack_backoff_factor: 2,
             ack_timeout_max: Duration::from_secs(16),
             max_attempts: 8,
+            early_resend: true,
+            early_resend_gap: Duration::from_secs(2),
+            early_resend_max: 32,
             max_in_flight: 256,
             outbox_capacity: 256,
             outbox_lifetime: Duration::from_secs(3600),

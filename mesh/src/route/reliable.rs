@@ -217,6 +217,49 @@ impl Outbox {
         out
     }
 
+    /// Messages to `to` waiting for their ACK (sent, not yet given up to `Waiting`).
+    pub fn in_flight_to(&self, to: NodeId) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| m.to == to && matches!(m.state, OutState::InFlight { .. }))
+            .count()
+    }
+
+    /// The peer `to` has just become reachable again (PROTOCOL.md §7.7, early resends): its messages waiting for
+    /// an ACK, oldest first and at most `max`, are resent now instead of at their retry instant. A message with a
+    /// send left takes its next scheduled send now: the attempt is counted and the backoff continues from now. A
+    /// message whose sends are used up is resent once more and keeps its schedule (it moves to `Waiting` at its
+    /// retry instant, as before). Returns the messages to resend, and how many in flight to `to` were left out
+    /// by `max`.
+    pub fn resend_now(
+        &mut self,
+        to: NodeId,
+        max: usize,
+        backoff: &Backoff,
+        now: Instant,
+    ) -> (Vec<(MessageId, Vec<u8>)>, usize) {
+        let mut out = Vec::new();
+        let mut left = 0;
+        for m in self.messages.iter_mut().filter(|m| m.to == to) {
+            let OutState::InFlight { attempts, .. } = m.state else {
+                continue;
+            };
+            if out.len() >= max {
+                left += 1;
+                continue;
+            }
+            if attempts < backoff.max_attempts {
+                let attempts = attempts.saturating_add(1);
+                m.state = OutState::InFlight {
+                    attempts,
+                    next_retry: now + backoff.wait_after(attempts),
+                };
+            }
+            out.push((m.id, m.payload.clone()));
+        }
+        (out, left)
+    }
+
     /// The earliest retry or expiry.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.messages
@@ -388,6 +431,39 @@ mod tests {
         assert_eq!(o.wake(NodeId([1; 8]), &B, Instant::from_secs(20)).len(), 1);
         assert!(o.ack(NodeId([1; 8]), MessageId(7)));
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn resend_now_takes_the_next_send_early_and_is_bounded() {
+        let mut o = Outbox::new(8);
+        let t0 = Instant::from_secs(0);
+        let inflight = |attempts, at| OutState::InFlight {
+            attempts,
+            next_retry: Instant::from_secs(at),
+        };
+        o.push(msg(1, 1, inflight(1, 2)));
+        o.push(msg(1, 2, inflight(3, 14)));
+        o.push(msg(1, 3, OutState::Waiting));
+        o.push(msg(2, 4, inflight(1, 2)));
+        o.push(msg(1, 5, inflight(1, 2)));
+        assert_eq!(o.in_flight_to(NodeId([1; 8])), 3);
+        let (sent, left) = o.resend_now(NodeId([1; 8]), 2, &B, t0 + Duration::from_millis(500));
+        assert_eq!(sent.iter().map(|(id, _)| id.0).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(left, 1, "the cap leaves message 5 to its timer");
+        // Message 1 took its second send now: its next retry is the second wait (4 s) from now.
+        assert_eq!(
+            o.messages[0].state,
+            OutState::InFlight {
+                attempts: 2,
+                next_retry: Instant::from_millis(4_500)
+            }
+        );
+        // Message 2 had no send left (max_attempts 3): resent once more, schedule unchanged.
+        assert_eq!(o.messages[1].state, inflight(3, 14));
+        // Waiting messages and other peers' are untouched.
+        assert_eq!(o.messages[2].state, OutState::Waiting);
+        assert_eq!(o.messages[3].state, inflight(1, 2));
+        assert_eq!(o.messages[4].state, inflight(1, 2));
     }
 
     #[test]

@@ -303,6 +303,18 @@ impl Sessions {
         self.can_send(peer)
     }
 
+    /// True when a handshake with `peer` (first session or renewal) is in progress.
+    pub fn handshake_in_progress(&self, peer: &NodeId) -> bool {
+        self.table.get(peer).is_some_and(|p| p.next.is_some())
+    }
+
+    /// The peer has just become reachable again (a link to it came up, or a route to it was learned): the last
+    /// handshake message is resent at once instead of at its retry instant, taking that retry's place (see
+    /// PROTOCOL.md §6.8). False when no handshake with `peer` is in progress.
+    pub fn resend_handshake(&mut self, peer: NodeId, now: Instant) -> bool {
+        self.resend_handshake_now(peer, now)
+    }
+
     /// Drop counters, one per reason.
     pub fn drops(&self) -> &DropCounters {
         &self.drops
