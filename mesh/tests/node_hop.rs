@@ -7,10 +7,12 @@
 
 use mesh::identity::{Identity, NodeId};
 use mesh::node::{Action, Event, LinkId, Node, NodeConfig, NodeStats};
+use mesh::session::SessionEvent;
 use mesh::time::{Duration, Instant};
 use mesh::wire::{encode, Header, Kind, LinkAck};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
+use std::cell::Cell;
 
 const LINK: LinkId = LinkId(1);
 const MTU: u16 = 247;
@@ -587,6 +589,70 @@ fn a_transport_that_overtakes_its_handshake_3_waits_for_it() {
     assert_eq!(p.received(B, b"early bird"), 1);
     assert_eq!((b.early_held, b.drop_early), (0, 1));
     assert_eq!(a.retries, 1);
+}
+
+/// A renewal's HANDSHAKE_3 is lost once, so the first TRANSPORT its initiator seals under the renewed session
+/// arrives before it (PROTOCOL.md §6.8): it is held, and opened once the renewal completes, like a first session's
+/// early frames (it used to wait out its 20 s hold and cost an end-to-end retry). Returns the pair and which node
+/// started the renewal.
+fn transport_overtakes_a_renewal(max_early_frames: usize) -> (Pair, usize) {
+    let mut a = config(true);
+    a.session.max_messages = 10; // renewal from 8 messages (80 %)
+    a.route.max_early_frames = max_early_frames;
+    let mut p = Pair::settled(a.clone(), a);
+    // The first HANDSHAKE_3 after the first session's is the renewal's: lose it once, and note who sent it.
+    let (hs3, initiator) = (Cell::new(0), Cell::new(None));
+    let mut lose = |from: usize, pk: &[u8]| {
+        if kind_of(pk) != Some(0x05) {
+            return false;
+        }
+        hs3.set(hs3.get() + 1);
+        if hs3.get() == 2 {
+            initiator.set(Some(from));
+        }
+        hs3.get() == 2
+    };
+    // Messages one at a time until the renewal's HANDSHAKE_3 is lost.
+    let mut k = 0u8;
+    'send: loop {
+        assert!(k < 10, "no renewal HANDSHAKE_3 went out");
+        let (now, peer) = (p.now, p.id(B));
+        p.nodes[A].send(peer, &[b'r', k], now).unwrap();
+        k += 1;
+        for _ in 0..100 {
+            p.run_for(5, &mut lose);
+            if initiator.get().is_some() {
+                break 'send;
+            }
+        }
+    }
+    // The initiator sends at once, on the renewed session, before the link resends its HANDSHAKE_3.
+    let from = initiator.get().unwrap();
+    let (now, peer) = (p.now, p.id(1 - from));
+    p.nodes[from].send(peer, b"after renewal", now).unwrap();
+    p.run_for(5_000, &mut lose);
+    (p, from)
+}
+
+#[test]
+fn a_transport_that_overtakes_a_renewals_handshake_3_waits_for_it() {
+    let (p, from) = transport_overtakes_a_renewal(8);
+    let (sender, receiver) = (p.stats(from), p.stats(1 - from));
+    for i in [A, B] {
+        assert!(p.events[i]
+            .iter()
+            .any(|e| matches!(e, Event::Session(SessionEvent::Renewed { .. }))));
+    }
+    assert_eq!(p.received(1 - from, b"after renewal"), 1);
+    assert_eq!(
+        (
+            receiver.early_held,
+            receiver.early_released,
+            receiver.drop_early
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(sender.retries, 0, "delivered without an end-to-end retry");
 }
 
 #[test]

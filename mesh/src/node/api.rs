@@ -317,7 +317,8 @@ pub struct NodeStats {
     pub duplicate_messages: u64,
     /// Seen-set entries evicted because it was full.
     pub seen_evictions: u64,
-    /// Handshakes started by this node.
+    /// HANDSHAKE_1 frames this node originated: first sends, retries and early resends, for first sessions and
+    /// renewals alike (`sessions_established` and `renewals` count the handshakes that succeeded).
     pub handshakes: u64,
     /// Sessions established.
     pub sessions_established: u64,

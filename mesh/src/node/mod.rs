@@ -706,8 +706,8 @@ impl Node {
         self.push_event(Event::NeighbourDown { link, peer });
     }
 
-    /// Drains the session layer: frames go on air, events are counted and passed on, and a newly established
-    /// session opens the sealed frames that arrived before its HANDSHAKE_3 (which may send more: loop).
+    /// Drains the session layer: frames go on air, events are counted and passed on, and a newly established or
+    /// renewed session opens the sealed frames that arrived before its HANDSHAKE_3 (which may send more: loop).
     fn pump(&mut self, now: Instant) {
         loop {
             // Records first: a frame sealed under a new nonce reservation must not go on air before it is stored.
@@ -742,10 +742,11 @@ impl Node {
             if established.is_empty() && renewed.is_empty() && failed.is_empty() {
                 return;
             }
+            // A renewal's early frames wait for its HANDSHAKE_3 exactly like a first session's (§6.8).
+            established.append(&mut renewed);
             for peer in &established {
                 self.release_early(*peer, now);
             }
-            established.append(&mut renewed);
             self.sessions_replaced(&established, &failed, now);
         }
     }
