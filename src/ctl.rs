@@ -35,7 +35,7 @@ pub enum CtlCommand {
     Status,
     /// Peers known from their announces.
     Peers,
-    /// Peers with an established end-to-end session.
+    /// Peers with an end-to-end session or a handshake in progress (state handshaking, established, renewing).
     Sessions,
     /// Send a private message to a peer (id prefix or nickname).
     Send {
@@ -232,20 +232,16 @@ fn print_human(cmd: &CtlCommand, result: &Value) {
                 return;
             }
             println!(
-                "{:<16}  {:<20}  {:>4}  {:<7}  {:>6}  FINGERPRINT",
+                "{:<16}  {:<20}  {:>4}  {:<11}  {:>6}  FINGERPRINT",
                 "ID", "NICKNAME", "HOPS", "SESSION", "HEARD"
             );
             for r in rows {
                 println!(
-                    "{:<16}  {:<20}  {:>4}  {:<7}  {:>5}s  {}",
+                    "{:<16}  {:<20}  {:>4}  {:<11}  {:>5}s  {}",
                     s(&r["id"]),
                     s(&r["nickname"]),
                     s(&r["hops"]),
-                    if r["session"] == json!(true) {
-                        "yes"
-                    } else {
-                        "no"
-                    },
+                    s(&r["state"]),
                     s(&r["last_heard_s"]),
                     s(&r["fingerprint"])
                 );

@@ -6,7 +6,7 @@
 //! proptest's fixed seed, and a test decides packet by packet which ones the link loses.
 
 use mesh::identity::{Identity, NodeId};
-use mesh::node::{Action, Event, LinkId, Node, NodeConfig, NodeStats};
+use mesh::node::{Action, Event, LinkId, Node, NodeConfig, NodeStats, SessionState};
 use mesh::session::SessionEvent;
 use mesh::time::{Duration, Instant};
 use mesh::wire::{encode, Header, Kind, LinkAck};
@@ -653,6 +653,48 @@ fn a_transport_that_overtakes_a_renewals_handshake_3_waits_for_it() {
         (1, 1, 0)
     );
     assert_eq!(sender.retries, 0, "delivered without an end-to-end retry");
+}
+
+/// `Node::peers` tells a first handshake, an established session and a renewal apart.
+#[test]
+fn peers_show_handshaking_established_and_renewing() {
+    let state = |p: &Pair, i: usize| {
+        let other = p.id(1 - i);
+        p.nodes[i]
+            .peers()
+            .into_iter()
+            .find(|x| x.id == other)
+            .map(|x| x.session)
+    };
+    let mut c = config(true);
+    c.session.max_messages = 10;
+    let mut p = Pair::settled(c.clone(), c);
+    assert_eq!(state(&p, A), Some(SessionState::None));
+    let (now, peer) = (p.now, p.id(B));
+    p.nodes[A].send(peer, b"hi", now).unwrap();
+    assert_eq!(state(&p, A), Some(SessionState::Handshaking));
+    p.run_for(1_000, &mut |_, _| false);
+    assert_eq!(state(&p, A), Some(SessionState::Established));
+    assert!(state(&p, A).unwrap().is_established());
+    // Up to the renewal threshold, then the first HANDSHAKE_2 of the renewal is held back: both ends renewing.
+    let mut renewing = false;
+    for k in 0..8u8 {
+        let now = p.now;
+        p.nodes[A].send(peer, &[b's', k], now).unwrap();
+        p.run_for(300, &mut |_, pk| kind_of(pk) == Some(0x04));
+        if [A, B]
+            .iter()
+            .any(|&i| state(&p, i) == Some(SessionState::Renewing))
+        {
+            renewing = true;
+            break;
+        }
+    }
+    assert!(renewing, "no renewal in progress");
+    p.run_for(10_000, &mut |_, _| false);
+    assert_eq!(state(&p, A), Some(SessionState::Established));
+    assert_eq!(state(&p, B), Some(SessionState::Established));
+    assert_eq!(SessionState::Renewing.name(), "renewing");
 }
 
 #[test]

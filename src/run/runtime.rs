@@ -295,10 +295,7 @@ impl Loop {
 
     fn status(&self) -> Value {
         let peers = self.driver.node.peers();
-        let sessions = peers
-            .iter()
-            .filter(|p| p.session == SessionState::Established)
-            .count();
+        let sessions = peers.iter().filter(|p| p.session.is_established()).count();
         json!({
             "id": self.driver.node.node_id().to_string(),
             "fingerprint": self.fingerprint(),
@@ -317,13 +314,14 @@ impl Loop {
             .node
             .peers()
             .into_iter()
-            .filter(|p| !sessions_only || p.session == SessionState::Established)
+            .filter(|p| !sessions_only || p.session != SessionState::None)
             .map(|p| {
                 json!({
                     "id": p.id.to_string(),
                     "nickname": p.nickname,
                     "hops": p.hops,
-                    "session": p.session == SessionState::Established,
+                    "session": p.session.is_established(),
+                    "state": p.session.name(),
                     "last_heard_s": now.saturating_since(p.last_heard).total_millis() / 1000,
                     "fingerprint": p.fingerprint.to_string(),
                     "nickname_conflict": p.nickname_conflict,

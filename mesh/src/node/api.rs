@@ -207,8 +207,29 @@ pub enum Event {
 pub enum SessionState {
     /// No session and no handshake.
     None,
+    /// A first handshake is in progress: no session yet.
+    Handshaking,
     /// A session is established.
     Established,
+    /// A session is established and a renewal handshake is in progress (§6.9).
+    Renewing,
+}
+
+impl SessionState {
+    /// Whether private messages can be sealed now (established, renewing or not).
+    pub fn is_established(self) -> bool {
+        matches!(self, SessionState::Established | SessionState::Renewing)
+    }
+
+    /// A lowercase name for tools: `none`, `handshaking`, `established`, `renewing`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionState::None => "none",
+            SessionState::Handshaking => "handshaking",
+            SessionState::Established => "established",
+            SessionState::Renewing => "renewing",
+        }
+    }
 }
 
 /// A neighbour bound to a link.

@@ -484,10 +484,14 @@ impl Node {
                 fingerprint: p.public.fingerprint(),
                 last_heard: p.last_heard,
                 hops: p.hops,
-                session: if self.sessions.is_established(id) {
-                    SessionState::Established
-                } else {
-                    SessionState::None
+                session: match (
+                    self.sessions.is_established(id),
+                    self.sessions.handshake_in_progress(id),
+                ) {
+                    (true, true) => SessionState::Renewing,
+                    (true, false) => SessionState::Established,
+                    (false, true) => SessionState::Handshaking,
+                    (false, false) => SessionState::None,
                 },
                 nickname_conflict: p.nickname_conflict,
             })
