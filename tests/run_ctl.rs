@@ -190,7 +190,14 @@ fn stats_are_an_object_of_numbers() {
     let (ok, v, err) = ctl(&paths[0], &["stats"]);
     assert!(ok, "{err}");
     assert!(v.is_object(), "{v}");
-    for group in ["node", "driver", "radio", "store"] {
+    for group in [
+        "node",
+        "session_drops",
+        "reassembly",
+        "driver",
+        "radio",
+        "store",
+    ] {
         let map = v[group]
             .as_object()
             .unwrap_or_else(|| panic!("{group}: {v}"));
@@ -207,6 +214,8 @@ fn stats_are_an_object_of_numbers() {
     for (group, key) in [
         ("node", "packets_in"),
         ("node", "frames_in"),
+        ("reassembly", "packets"),
+        ("reassembly", "delivered"),
         ("radio", "datagrams_received"),
         ("radio", "packets_sent"),
         ("driver", "links_up"),
@@ -217,6 +226,7 @@ fn stats_are_an_object_of_numbers() {
         assert!(n > 0, "{group}.{key} = {n}");
     }
     assert!(v["node"]["sessions_established"].is_u64());
+    assert!(v["session_drops"]["replay"].is_u64());
 
     // The human table reads the same values.
     let out = Command::new(BIN)

@@ -477,6 +477,42 @@ fn the_hold_is_bounded_and_refusals_are_counted() {
 }
 
 #[test]
+fn reassembly_and_session_counters_outlive_their_links() {
+    let mut p = Pair::settled(config(true), config(true));
+    let (now, peer) = (p.now, p.id(B));
+    p.nodes[A].send(peer, b"counted", now).unwrap();
+    p.run_for(2_000, &mut |_, _| false);
+    let before = p.nodes[B].reassembly_stats();
+    assert!(
+        before.delivered > 0 && before.packets >= before.delivered,
+        "{before:?}"
+    );
+    // A copy of A's TRANSPORT under another frame id gets past the duplicate cache; the session layer refuses its
+    // nonce as a replay (before spending an AEAD check) and counts it by reason.
+    let mut forged = p
+        .sent
+        .iter()
+        .find(|(from, pk)| *from == A && kind_of(pk) == Some(0x06))
+        .map(|(_, pk)| pk[1..].to_vec())
+        .unwrap();
+    forged[2] ^= 0xff; // a byte of the frame id
+    p.inject(B, &forged);
+    assert_eq!(p.stats(B).drop_session, 1);
+    assert_eq!(p.nodes[B].session_drops().replay, 1);
+    let now = p.now;
+    let before = p.nodes[B].reassembly_stats();
+    p.nodes[B].link_down(LINK, now);
+    let after = p.nodes[B].reassembly_stats();
+    assert_eq!(
+        after, before,
+        "a link's counters are kept when it goes down"
+    );
+    // A restarted link starts a fresh reassembler; the totals still hold the old one's counts.
+    p.nodes[B].link_up(LINK, MTU, now);
+    assert_eq!(p.nodes[B].reassembly_stats(), before);
+}
+
+#[test]
 fn link_down_ends_its_waits() {
     let mut p = Pair::settled(config(true), config(true));
     let now = p.now;

@@ -32,6 +32,10 @@ const EVENT_BATCH: usize = 1_024;
 pub struct Stats {
     /// The protocol core: [`mesh::node::NodeStats`].
     pub node: mesh::node::NodeStats,
+    /// The session layer's refusals by reason: [`mesh::session::DropCounters`].
+    pub session_drops: mesh::session::DropCounters,
+    /// Packet reassembly over every link so far: [`mesh::link::ReassemblyStats`].
+    pub reassembly: mesh::link::ReassemblyStats,
     /// The link policy between node and radio: [`super::driver::DriverStats`].
     pub driver: super::driver::DriverStats,
     /// `udp`, `ble` or `sim`: which counters `radio` holds.
@@ -334,6 +338,8 @@ impl Loop {
     fn stats(&self) -> Stats {
         Stats {
             node: self.driver.node.stats(),
+            session_drops: self.driver.node.session_drops(),
+            reassembly: self.driver.node.reassembly_stats(),
             driver: self.driver.stats(),
             radio_kind: self.radio_name,
             radio: self.backend.stats(),
@@ -451,6 +457,8 @@ mod tests {
         for (kind, radio, key) in radios {
             let stats = Stats {
                 node: mesh::node::NodeStats::default(),
+                session_drops: mesh::session::DropCounters::default(),
+                reassembly: mesh::link::ReassemblyStats::default(),
                 driver: super::super::driver::DriverStats::default(),
                 radio_kind: kind,
                 radio,
@@ -469,6 +477,8 @@ mod tests {
             ] {
                 assert!(node.iter().any(|n| n == k), "node.{k}");
             }
+            assert!(counters(&v["session_drops"]).iter().any(|n| n == "replay"));
+            assert!(counters(&v["reassembly"]).iter().any(|n| n == "gaps"));
             assert!(counters(&v["driver"]).iter().any(|n| n == "links_up"));
             assert!(counters(&v["radio"]).iter().any(|n| n == key), "{kind}");
             assert!(counters(&v["store"]).iter().any(|n| n == "records"));

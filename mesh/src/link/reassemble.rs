@@ -62,6 +62,7 @@ impl ReassemblyConfig {
 /// once more when it is delivered or dropped, so `started == delivered + frames_dropped() + (partial open)`.
 /// Packet counters: `packets` counts every push; `malformed_packets` and `orphan_packets` those dropped alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ReassemblyStats {
     /// Packets pushed.
     pub packets: u64,
@@ -88,6 +89,38 @@ pub struct ReassemblyStats {
 }
 
 impl ReassemblyStats {
+    /// Adds `other`'s counters to these (saturating), e.g. to total a node's links.
+    pub fn add(&mut self, other: &ReassemblyStats) {
+        let ReassemblyStats {
+            packets,
+            started,
+            delivered,
+            gaps,
+            dropped_gap,
+            dropped_interrupted,
+            dropped_malformed,
+            dropped_too_long,
+            dropped_timed_out,
+            malformed_packets,
+            orphan_packets,
+        } = *other;
+        for (mine, theirs) in [
+            (&mut self.packets, packets),
+            (&mut self.started, started),
+            (&mut self.delivered, delivered),
+            (&mut self.gaps, gaps),
+            (&mut self.dropped_gap, dropped_gap),
+            (&mut self.dropped_interrupted, dropped_interrupted),
+            (&mut self.dropped_malformed, dropped_malformed),
+            (&mut self.dropped_too_long, dropped_too_long),
+            (&mut self.dropped_timed_out, dropped_timed_out),
+            (&mut self.malformed_packets, malformed_packets),
+            (&mut self.orphan_packets, orphan_packets),
+        ] {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+
     /// Frames started and then dropped, for any reason.
     pub const fn frames_dropped(&self) -> u64 {
         self.dropped_gap
@@ -333,6 +366,41 @@ mod tests {
     use alloc::vec::Vec;
 
     const T0: Instant = Instant::from_millis(1_000);
+
+    #[test]
+    fn stats_add_every_counter_and_saturate() {
+        let one = ReassemblyStats {
+            packets: 1,
+            started: 2,
+            delivered: 3,
+            gaps: 4,
+            dropped_gap: 5,
+            dropped_interrupted: 6,
+            dropped_malformed: 7,
+            dropped_too_long: 8,
+            dropped_timed_out: 9,
+            malformed_packets: 10,
+            orphan_packets: u64::MAX,
+        };
+        let mut sum = one;
+        sum.add(&one);
+        assert_eq!(
+            sum,
+            ReassemblyStats {
+                packets: 2,
+                started: 4,
+                delivered: 6,
+                gaps: 8,
+                dropped_gap: 10,
+                dropped_interrupted: 12,
+                dropped_malformed: 14,
+                dropped_too_long: 16,
+                dropped_timed_out: 18,
+                malformed_packets: 20,
+                orphan_packets: u64::MAX,
+            }
+        );
+    }
 
     fn frame(len: usize, salt: u8) -> Vec<u8> {
         (0..len).map(|i| (i as u8).wrapping_mul(7) ^ salt).collect()

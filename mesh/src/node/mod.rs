@@ -24,13 +24,13 @@ pub use crate::route::{RelayPolicy, RouteConfig};
 pub use api::*;
 
 use crate::identity::{Identity, NodeId};
-use crate::link::{Fragmenter, Reassembler};
+use crate::link::{Fragmenter, Reassembler, ReassemblyStats};
 use crate::route::dup::DupCache;
 use crate::route::hop::{AckBatch, Rtt, Unacked};
 use crate::route::relay::PendingRelays;
 use crate::route::reliable::{encode_transport, Backoff, OutMessage, OutState, Outbox, SeenSet};
 use crate::route::tables::{Peers, Routes};
-use crate::session::{padded_len, SessionSnapshot, Sessions, SEALED_OVERHEAD};
+use crate::session::{padded_len, DropCounters, SessionSnapshot, Sessions, SEALED_OVERHEAD};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Announce, Broadcast, FrameView, Kind};
 
@@ -90,6 +90,8 @@ pub struct Node {
     pending_broadcasts: VecDeque<(NodeId, Vec<u8>, Instant)>,
     /// Sealed frames that arrived before the HANDSHAKE_3 of their session: (from, frame, expires).
     early: VecDeque<(NodeId, Vec<u8>, Instant)>,
+    /// The reassembly counters of links that went down or were restarted (those up are read from their links).
+    reassembly_gone: ReassemblyStats,
     channels: BTreeMap<String, ChannelKey>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -139,6 +141,7 @@ impl Node {
             seen: SeenSet::new(r.seen_per_peer, r.max_peers, r.seen_lifetime),
             pending_broadcasts: VecDeque::new(),
             early: VecDeque::new(),
+            reassembly_gone: ReassemblyStats::default(),
             channels: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -162,6 +165,7 @@ impl Node {
     /// `hello_interval` after. A link already up is restarted (fresh fragmenter and reassembler).
     pub fn link_up(&mut self, link: LinkId, att_mtu: u16, now: Instant) {
         if let Some(old) = self.links.remove(&link) {
+            self.reassembly_gone.add(old.reassembler.stats());
             self.hop_link_gone(link);
             if let Some(peer) = old.neighbour {
                 self.neighbour_lost(link, peer);
@@ -188,6 +192,7 @@ impl Node {
     /// A link went down: its neighbour (if any) is reported gone and every route over it is forgotten.
     pub fn link_down(&mut self, link: LinkId, now: Instant) {
         if let Some(state) = self.links.remove(&link) {
+            self.reassembly_gone.add(state.reassembler.stats());
             self.hop_link_gone(link);
             if let Some(peer) = state.neighbour {
                 self.neighbour_lost(link, peer);
@@ -452,6 +457,22 @@ impl Node {
         s.outbox_len = self.outbox.len() as u64;
         s.hop_waiting = self.unacked.open_waits() as u64;
         s
+    }
+
+    /// The packet reassembly counters of every link this node has had, summed (PROTOCOL.md §3): what `drop_link`
+    /// counts, by reason.
+    pub fn reassembly_stats(&self) -> ReassemblyStats {
+        let mut total = self.reassembly_gone;
+        for l in self.links.values() {
+            total.add(l.reassembler.stats());
+        }
+        total
+    }
+
+    /// The session layer's refusals, by reason (replays, stale epochs, decrypt failures, rate limits, ...): what
+    /// `drop_session` counts, and more (refused sends, handshake messages ignored).
+    pub fn session_drops(&self) -> DropCounters {
+        *self.sessions.drops()
     }
 
     /// Neighbours bound to links.

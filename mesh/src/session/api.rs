@@ -301,6 +301,7 @@ impl From<WireError> for SessionError {
 
 /// How many frames or operations were refused, per reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct DropCounters {
     /// Malformed frames.
