@@ -191,12 +191,7 @@ impl Sessions {
         }
         h.retries += 1;
         h.next_retry = now + retry;
-        let kind = if h.initiator {
-            Kind::Handshake1
-        } else {
-            Kind::Handshake2
-        };
-        let (sid, msg) = (h.session_id, h.last_sent.clone());
+        let (kind, sid, msg) = h.last_message();
         self.push_handshake(kind, peer, sid, &msg);
     }
 
@@ -213,12 +208,7 @@ impl Sessions {
             h.retries += 1;
             h.next_retry = now + retry;
         }
-        let kind = if h.initiator {
-            Kind::Handshake1
-        } else {
-            Kind::Handshake2
-        };
-        let (sid, msg) = (h.session_id, h.last_sent.clone());
+        let (kind, sid, msg) = h.last_message();
         self.push_handshake(kind, peer, sid, &msg);
         true
     }

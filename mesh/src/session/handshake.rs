@@ -22,6 +22,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::transport::Key;
 use crate::identity::{Identity, NodeId, PublicIdentity};
 use crate::time::Instant;
+use crate::wire::Kind;
 
 /// The Noise protocol name (PROTOCOL.md §6.1).
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
@@ -246,6 +247,16 @@ fn split(hs: &mut HandshakeState, initiator: bool) -> SplitKeys {
 }
 
 impl Handshake {
+    /// What a resend of this handshake's last message carries: its kind, the session id and the message.
+    pub fn last_message(&self) -> (Kind, u8, Vec<u8>) {
+        let kind = if self.initiator {
+            Kind::Handshake1
+        } else {
+            Kind::Handshake2
+        };
+        (kind, self.session_id, self.last_sent.clone())
+    }
+
     /// Starts a handshake as initiator: builds message 1.
     pub fn initiate(
         local: &Identity,
