@@ -17,8 +17,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[path = "../hal/tests/netns_common/mod.rs"]
+mod netns_common;
 mod run_util;
 
+use netns_common::{ip, Namespaces};
 use run_util::*;
 
 #[test]

@@ -14,65 +14,25 @@ use std::time::{Duration, Instant};
 use hal::udp::{interface_ipv4, peer_address, subnet_broadcast, UdpConfig, UdpRadio};
 use hal::{Advertisement, LinkDownReason, Radio, RadioEvent};
 
+mod netns_common;
+use netns_common::{ip, Namespaces};
+
 const PORT: u16 = 47_123;
 const SERVICE: u128 = 0x6d65_7368_6e6f_6465_0000_0000_0000_0003;
 const HELPER_ENV: &str = "MESHNODE_UDP_NETNS_NODE";
 
-/// Runs `ip ARGS`, failing with its stderr.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Deletes the namespaces it names when dropped (their veth ends go with them).
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn beacons_broadcast_across_namespaces_discover_and_connect() {
-    if !is_root() || ip(&["netns", "list"]).is_err() {
-        eprintln!("\n*** SKIPPED udp_netns: needs root and `ip netns` (not available here) ***\n");
-        return;
-    }
     let tag = std::process::id();
     let (na, nb) = (format!("mnu{tag}a"), format!("mnu{tag}b"));
     let (va, vb) = (format!("mnu{tag}x"), format!("mnu{tag}y"));
-    let mut guard = Namespaces(Vec::new());
-    for ns in [&na, &nb] {
-        if let Err(e) = ip(&["netns", "add", ns]) {
-            eprintln!("\n*** SKIPPED udp_netns: cannot create a network namespace: {e} ***\n");
+    let guard = match Namespaces::create(&[na.clone(), nb.clone()]) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("\n*** SKIPPED udp_netns: cannot create network namespaces ({e}) ***\n");
             return;
         }
-        guard.0.push(ns.clone());
-    }
+    };
     let setup = [
         vec!["link", "add", &va, "type", "veth", "peer", "name", &vb],
         vec!["link", "set", &va, "netns", &na],
