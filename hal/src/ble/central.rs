@@ -398,10 +398,20 @@ impl Inner {
         bounded("subscribing", t, p.subscribe(&ch))
             .await
             .map_err(|e| e.to_string())?;
-        let sink = self.acquire_write(peer).await;
+        let (sink, reported) = match self.acquire_write(peer).await {
+            // Every packet the runtime may send must fit one socket message, so that none takes the D-Bus way
+            // (which could overtake or fall behind the socket's): the link reports the smaller MTU. A socket too
+            // small for meshnode's minimum is not used.
+            #[cfg(target_os = "linux")]
+            Sink::Acquired(w) => match wire::mtu_for_values(w.mtu()) {
+                Some(m) => (Sink::Acquired(w), reported.min(m)),
+                None => (Sink::Dbus, reported),
+            },
+            sink => (sink, reported),
+        };
         let our_id = self.shared.lock().our_id.clone();
         let hello = wire::frame(token, &wire::hello_body(&our_id));
-        write(&p, &ch, &sink, &hello, t).await?;
+        write(&self.shared, &p, &ch, &sink, &hello).await?;
         Ok((p, ch, sink, reported, peer_id))
     }
 
@@ -409,7 +419,6 @@ impl Inner {
     async fn acquire_write(&self, peer: PeerAddress) -> Sink {
         let cfg = &self.shared.config;
         let Some(adapter) = self.shared.bluer.get() else {
-            bump(&self.shared.counters().write_fallbacks);
             return Sink::Dbus;
         };
         let (su, cu) = (
@@ -432,10 +441,7 @@ impl Inner {
         };
         match tokio::time::timeout(cfg.io_timeout, attempt).await {
             Ok(Some(w)) => Sink::Acquired(w),
-            _ => {
-                bump(&self.shared.counters().write_fallbacks);
-                Sink::Dbus
-            }
+            _ => Sink::Dbus,
         }
     }
 
@@ -511,7 +517,7 @@ impl Inner {
         match verdict {
             Some((_, Some(false))) => {
                 bump(&shared.counters().hellos_refused);
-                let _ = write(&p, &ch, &sink, &wire::frame(token, &[]), t).await;
+                let _ = write(&shared, &p, &ch, &sink, &wire::frame(token, &[])).await;
                 let quiet = Stop {
                     send_close: false,
                     ble_disconnect: false,
@@ -548,7 +554,7 @@ impl Inner {
                 packet = rx.recv() => {
                     let Some(packet) = packet else { break None };
                     shared.took_packet(link);
-                    if write(&p, &ch, &sink, &wire::frame(token, &packet), t).await.is_err() {
+                    if write(&shared, &p, &ch, &sink, &wire::frame(token, &packet)).await.is_err() {
                         bump(&shared.counters().io_failures);
                         let quiet = Stop { send_close: false, ble_disconnect: false };
                         shared.end_link(link, LinkDownReason::Timeout, quiet);
@@ -581,7 +587,7 @@ impl Inner {
         };
         if let Some(stop) = stop {
             if stop.send_close {
-                let _ = write(&p, &ch, &sink, &wire::frame(token, &[]), t).await;
+                let _ = write(&shared, &p, &ch, &sink, &wire::frame(token, &[])).await;
             }
             let _ = bounded("unsubscribing", t, p.unsubscribe(&ch)).await;
             let others = shared.lock().links.values().any(|e| e.peer == peer);
@@ -592,14 +598,17 @@ impl Inner {
     }
 }
 
-/// Writes one value without response, through the acquired socket when there is one.
+/// Writes one value without response, through the acquired socket when there is one; a value that goes through
+/// D-Bus `WriteValue` instead is counted in `write_fallbacks`. (The link's MTU keeps every value within the
+/// socket's, so on a link with a socket none should.)
 async fn write(
+    shared: &Shared,
     p: &Peripheral,
     ch: &Characteristic,
     sink: &Sink,
     value: &[u8],
-    t: Duration,
 ) -> Result<(), String> {
+    let t = shared.config.io_timeout;
     #[cfg(target_os = "linux")]
     if let Sink::Acquired(w) = sink {
         if value.len() <= w.mtu() {
@@ -611,6 +620,7 @@ async fn write(
         }
     }
     let _ = sink;
+    bump(&shared.counters().write_fallbacks);
     bounded("writing", t, p.write(ch, value, WriteType::WithoutResponse))
         .await
         .map_err(|e| e.to_string())
