@@ -1,7 +1,7 @@
 //! `hal::ble` central role (btleplug) against the fake BlueZ: discovery, connect, MTU, hello, write without
 //! response, notifications, a dropped peer with background reconnect, local disconnect; and, with the fake
-//! offering `AcquireWrite`, the socket the central writes through: every value arrives there in order, and the
-//! socket's MTU bounds the link's.
+//! offering `AcquireWrite`, the socket the central writes through: every value arrives there in order, the socket's
+//! MTU bounds the link's, and BlueZ closing the socket takes the link down and reconnects.
 //!
 //! Invariant: each test starts and kills its own bus, mock and radio (one at a time, see `fake_bluez`); every wait
 //! is bounded.
@@ -359,5 +359,63 @@ fn central_link_mtu_is_bounded_by_the_acquire_write_mtu() {
         );
         assert_eq!(&writes[1][4..], &[8u8; 240]);
         assert_eq!(radio.stats().write_fallbacks, 2);
+    });
+}
+
+#[test]
+fn central_notices_bluez_closing_the_write_socket_and_reconnects() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if skip("central_notices_bluez_closing_the_write_socket_and_reconnects") {
+        return;
+    }
+    let fake = Fake::start(true);
+    rt().block_on(async {
+        let mut radio = started_radio().await;
+        let (link, _) = link_to_peer(&fake, &mut radio, PEER, 247, Some(247)).await;
+        let socket = take_write_socket(&fake, PEER);
+        let token = next_value(&socket)[..4].to_vec();
+        radio.send(link, b"before").unwrap();
+        assert_eq!(next_value(&socket), [&token[..], b"before"].concat());
+        // BlueZ's end goes away (as when the connection drops) while the link is idle: the link goes down
+        // without waiting for a packet to fail, and the background reconnect brings up a fresh one.
+        drop(socket);
+        let ev = next_event(&mut radio, Duration::from_secs(5), |e| {
+            matches!(e, RadioEvent::LinkDown { .. })
+        })
+        .await;
+        assert_eq!(
+            ev,
+            RadioEvent::LinkDown {
+                link,
+                reason: LinkDownReason::Timeout
+            }
+        );
+        assert_eq!(
+            radio.send(link, b"late").unwrap_err().kind(),
+            RadioErrorKind::NoSuchLink
+        );
+        let ev = next_event(&mut radio, Duration::from_secs(10), |e| {
+            matches!(e, RadioEvent::LinkUp { .. })
+        })
+        .await;
+        let RadioEvent::LinkUp { link: again, .. } = ev else {
+            unreachable!()
+        };
+        assert_ne!(again, link);
+        // The new link acquired a new socket, said hello with a new token and writes there.
+        let socket = take_write_socket(&fake, PEER);
+        let hello = next_value(&socket);
+        assert_eq!(&hello[4..], &[1, 0x01]);
+        assert_ne!(hello[..4], token[..]);
+        radio.send(again, b"after").unwrap();
+        assert_eq!(next_value(&socket), [&hello[..4], b"after"].concat());
+        let stats = radio.stats();
+        assert_eq!(stats.write_fallbacks, 0, "{stats:?}");
+        assert_eq!(
+            stats.io_failures, 0,
+            "noticed by the hang-up, not a failed write: {stats:?}"
+        );
+        assert_eq!(stats.reconnect_attempts, 1, "{stats:?}");
+        assert_eq!(dbus_writes(&fake, PEER), Vec::<Vec<u8>>::new());
     });
 }

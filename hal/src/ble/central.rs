@@ -308,21 +308,36 @@ impl Inner {
             ble_disconnect: false,
         };
         for (link, role) in gone {
-            if self.shared.end_link(link, LinkDownReason::Timeout, quiet)
-                && role == Role::Central
-                && self.shared.config.reconnect_attempts > 0
-            {
-                self.shared.backoff(peer);
-                bump(&self.shared.counters().reconnect_attempts);
-                let next = Shared::fresh_link_id(&mut self.shared.lock());
-                self.clone().start_link(
-                    next,
-                    peer,
-                    false,
-                    self.shared.config.reconnect_attempts - 1,
-                );
+            if self.shared.end_link(link, LinkDownReason::Timeout, quiet) && role == Role::Central {
+                self.reconnect(peer);
             }
         }
+    }
+
+    /// An up central link lost its connection without being asked to (a write failed, BlueZ closed the
+    /// `AcquireWrite` socket, the notification stream ended): it goes down like a drop BlueZ reports, with the
+    /// same background reconnect. Whichever of these and `DeviceDisconnected` comes first ends the link; the others
+    /// find it gone, so there is one `LinkDown` and one reconnect.
+    fn lost(self: &Arc<Self>, link: LinkId, peer: PeerAddress) {
+        let quiet = Stop {
+            send_close: false,
+            ble_disconnect: false,
+        };
+        if self.shared.end_link(link, LinkDownReason::Timeout, quiet) {
+            self.reconnect(peer);
+        }
+    }
+
+    /// Starts a background reconnect to `peer` after its backoff, if the configuration allows one.
+    fn reconnect(self: &Arc<Self>, peer: PeerAddress) {
+        let attempts = self.shared.config.reconnect_attempts;
+        if attempts == 0 {
+            return;
+        }
+        self.shared.backoff(peer);
+        bump(&self.shared.counters().reconnect_attempts);
+        let next = Shared::fresh_link_id(&mut self.shared.lock());
+        self.clone().start_link(next, peer, false, attempts - 1);
     }
 
     async fn find_peripheral(&self, peer: PeerAddress) -> Option<Peripheral> {
@@ -551,20 +566,23 @@ impl Inner {
                 // Stop first: ending a link drops its queue right after sending the stop.
                 biased;
                 s = &mut stop_rx => break s.ok(),
+                // BlueZ closes the write socket when the connection goes; notice it before the next packet.
+                () = write_closed(&sink) => {
+                    self.lost(link, peer);
+                    break None;
+                }
                 packet = rx.recv() => {
                     let Some(packet) = packet else { break None };
                     shared.took_packet(link);
                     if write(&shared, &p, &ch, &sink, &wire::frame(token, &packet)).await.is_err() {
                         bump(&shared.counters().io_failures);
-                        let quiet = Stop { send_close: false, ble_disconnect: false };
-                        shared.end_link(link, LinkDownReason::Timeout, quiet);
+                        self.lost(link, peer);
                         break None;
                     }
                 }
                 n = notifications.next() => {
                     let Some(n) = n else {
-                        let quiet = Stop { send_close: false, ble_disconnect: false };
-                        shared.end_link(link, LinkDownReason::Timeout, quiet);
+                        self.lost(link, peer);
                         break None;
                     };
                     if n.uuid != ch.uuid {
@@ -624,6 +642,25 @@ async fn write(
     bounded("writing", t, p.write(ch, value, WriteType::WithoutResponse))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Resolves when BlueZ has closed the link's `AcquireWrite` socket (its end hung up); never for a D-Bus sink.
+async fn write_closed(sink: &Sink) {
+    #[cfg(target_os = "linux")]
+    if let Sink::Acquired(w) = sink {
+        // BlueZ never sends on this socket: readable means hung up (or an error, which ends it as well).
+        loop {
+            if w.closed().await.is_err() {
+                return;
+            }
+            match w.is_closed() {
+                Ok(false) => continue,
+                _ => return,
+            }
+        }
+    }
+    let _ = sink;
+    std::future::pending().await
 }
 
 /// Waits until scanning is switched off (true if the radio is gone) or `limit` passes (false).
