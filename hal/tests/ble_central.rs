@@ -417,5 +417,40 @@ fn central_notices_bluez_closing_the_write_socket_and_reconnects() {
         );
         assert_eq!(stats.reconnect_attempts, 1, "{stats:?}");
         assert_eq!(dbus_writes(&fake, PEER), Vec::<Vec<u8>>::new());
+
+        // A real drop: BlueZ closes the socket and reports the disconnection. Whichever the radio notices first
+        // ends the link; there is one LinkDown and one reconnect.
+        drop(socket);
+        let _: () = fake.mock("DropMeshnodePeer", ("hci0", PEER));
+        let mut downs = Vec::new();
+        let third = loop {
+            match next_event(&mut radio, Duration::from_secs(10), |e| {
+                matches!(e, RadioEvent::LinkUp { .. } | RadioEvent::LinkDown { .. })
+            })
+            .await
+            {
+                RadioEvent::LinkUp { link, .. } => break link,
+                down => downs.push(down),
+            }
+        };
+        assert_eq!(
+            downs,
+            [RadioEvent::LinkDown {
+                link: again,
+                reason: LinkDownReason::Timeout
+            }]
+        );
+        assert_ne!(third, again);
+        let socket = take_write_socket(&fake, PEER);
+        let hello = next_value(&socket);
+        radio.send(third, b"third").unwrap();
+        assert_eq!(next_value(&socket), [&hello[..4], b"third"].concat());
+        // Nothing more comes about the old links.
+        while let Some(e) = radio.poll_event() {
+            assert!(!matches!(e, RadioEvent::LinkDown { .. }), "{e:?}");
+        }
+        let stats = radio.stats();
+        assert_eq!(stats.reconnect_attempts, 2, "{stats:?}");
+        assert_eq!(stats.write_fallbacks, 0, "{stats:?}");
     });
 }
