@@ -2,7 +2,7 @@
 //! and GATT application are registered; GetManagedObjects, ReadValue, AcquireNotify and WriteValue on the
 //! application's characteristic drive a link up, carry packets both ways and close it.
 //!
-//! Invariant: one radio per test binary (see `fake_bluez`); every wait is bounded.
+//! Invariant: the test starts and kills its own bus, mock and radio (see `fake_bluez`); every wait is bounded.
 #![cfg(all(feature = "ble", target_os = "linux"))]
 
 mod fake_bluez;

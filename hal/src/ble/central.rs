@@ -308,21 +308,36 @@ impl Inner {
             ble_disconnect: false,
         };
         for (link, role) in gone {
-            if self.shared.end_link(link, LinkDownReason::Timeout, quiet)
-                && role == Role::Central
-                && self.shared.config.reconnect_attempts > 0
-            {
-                self.shared.backoff(peer);
-                bump(&self.shared.counters().reconnect_attempts);
-                let next = Shared::fresh_link_id(&mut self.shared.lock());
-                self.clone().start_link(
-                    next,
-                    peer,
-                    false,
-                    self.shared.config.reconnect_attempts - 1,
-                );
+            if self.shared.end_link(link, LinkDownReason::Timeout, quiet) && role == Role::Central {
+                self.reconnect(peer);
             }
         }
+    }
+
+    /// An up central link lost its connection without being asked to (a write failed, BlueZ closed the
+    /// `AcquireWrite` socket, the notification stream ended): it goes down like a drop BlueZ reports, with the
+    /// same background reconnect. Whichever of these and `DeviceDisconnected` comes first ends the link; the others
+    /// find it gone, so there is one `LinkDown` and one reconnect.
+    fn lost(self: &Arc<Self>, link: LinkId, peer: PeerAddress) {
+        let quiet = Stop {
+            send_close: false,
+            ble_disconnect: false,
+        };
+        if self.shared.end_link(link, LinkDownReason::Timeout, quiet) {
+            self.reconnect(peer);
+        }
+    }
+
+    /// Starts a background reconnect to `peer` after its backoff, if the configuration allows one.
+    fn reconnect(self: &Arc<Self>, peer: PeerAddress) {
+        let attempts = self.shared.config.reconnect_attempts;
+        if attempts == 0 {
+            return;
+        }
+        self.shared.backoff(peer);
+        bump(&self.shared.counters().reconnect_attempts);
+        let next = Shared::fresh_link_id(&mut self.shared.lock());
+        self.clone().start_link(next, peer, false, attempts - 1);
     }
 
     async fn find_peripheral(&self, peer: PeerAddress) -> Option<Peripheral> {
@@ -398,10 +413,20 @@ impl Inner {
         bounded("subscribing", t, p.subscribe(&ch))
             .await
             .map_err(|e| e.to_string())?;
-        let sink = self.acquire_write(peer).await;
+        let (sink, reported) = match self.acquire_write(peer).await {
+            // Every packet the runtime may send must fit one socket message, so that none takes the D-Bus way
+            // (which could overtake or fall behind the socket's): the link reports the smaller MTU. A socket too
+            // small for meshnode's minimum is not used.
+            #[cfg(target_os = "linux")]
+            Sink::Acquired(w) => match wire::mtu_for_values(w.mtu()) {
+                Some(m) => (Sink::Acquired(w), reported.min(m)),
+                None => (Sink::Dbus, reported),
+            },
+            sink => (sink, reported),
+        };
         let our_id = self.shared.lock().our_id.clone();
         let hello = wire::frame(token, &wire::hello_body(&our_id));
-        write(&p, &ch, &sink, &hello, t).await?;
+        write(&self.shared, &p, &ch, &sink, &hello).await?;
         Ok((p, ch, sink, reported, peer_id))
     }
 
@@ -409,7 +434,6 @@ impl Inner {
     async fn acquire_write(&self, peer: PeerAddress) -> Sink {
         let cfg = &self.shared.config;
         let Some(adapter) = self.shared.bluer.get() else {
-            bump(&self.shared.counters().write_fallbacks);
             return Sink::Dbus;
         };
         let (su, cu) = (
@@ -432,10 +456,7 @@ impl Inner {
         };
         match tokio::time::timeout(cfg.io_timeout, attempt).await {
             Ok(Some(w)) => Sink::Acquired(w),
-            _ => {
-                bump(&self.shared.counters().write_fallbacks);
-                Sink::Dbus
-            }
+            _ => Sink::Dbus,
         }
     }
 
@@ -511,7 +532,7 @@ impl Inner {
         match verdict {
             Some((_, Some(false))) => {
                 bump(&shared.counters().hellos_refused);
-                let _ = write(&p, &ch, &sink, &wire::frame(token, &[]), t).await;
+                let _ = write(&shared, &p, &ch, &sink, &wire::frame(token, &[])).await;
                 let quiet = Stop {
                     send_close: false,
                     ble_disconnect: false,
@@ -545,20 +566,23 @@ impl Inner {
                 // Stop first: ending a link drops its queue right after sending the stop.
                 biased;
                 s = &mut stop_rx => break s.ok(),
+                // BlueZ closes the write socket when the connection goes; notice it before the next packet.
+                () = write_closed(&sink) => {
+                    self.lost(link, peer);
+                    break None;
+                }
                 packet = rx.recv() => {
                     let Some(packet) = packet else { break None };
                     shared.took_packet(link);
-                    if write(&p, &ch, &sink, &wire::frame(token, &packet), t).await.is_err() {
+                    if write(&shared, &p, &ch, &sink, &wire::frame(token, &packet)).await.is_err() {
                         bump(&shared.counters().io_failures);
-                        let quiet = Stop { send_close: false, ble_disconnect: false };
-                        shared.end_link(link, LinkDownReason::Timeout, quiet);
+                        self.lost(link, peer);
                         break None;
                     }
                 }
                 n = notifications.next() => {
                     let Some(n) = n else {
-                        let quiet = Stop { send_close: false, ble_disconnect: false };
-                        shared.end_link(link, LinkDownReason::Timeout, quiet);
+                        self.lost(link, peer);
                         break None;
                     };
                     if n.uuid != ch.uuid {
@@ -581,7 +605,7 @@ impl Inner {
         };
         if let Some(stop) = stop {
             if stop.send_close {
-                let _ = write(&p, &ch, &sink, &wire::frame(token, &[]), t).await;
+                let _ = write(&shared, &p, &ch, &sink, &wire::frame(token, &[])).await;
             }
             let _ = bounded("unsubscribing", t, p.unsubscribe(&ch)).await;
             let others = shared.lock().links.values().any(|e| e.peer == peer);
@@ -592,14 +616,17 @@ impl Inner {
     }
 }
 
-/// Writes one value without response, through the acquired socket when there is one.
+/// Writes one value without response, through the acquired socket when there is one; a value that goes through
+/// D-Bus `WriteValue` instead is counted in `write_fallbacks`. (The link's MTU keeps every value within the
+/// socket's, so on a link with a socket none should.)
 async fn write(
+    shared: &Shared,
     p: &Peripheral,
     ch: &Characteristic,
     sink: &Sink,
     value: &[u8],
-    t: Duration,
 ) -> Result<(), String> {
+    let t = shared.config.io_timeout;
     #[cfg(target_os = "linux")]
     if let Sink::Acquired(w) = sink {
         if value.len() <= w.mtu() {
@@ -611,9 +638,29 @@ async fn write(
         }
     }
     let _ = sink;
+    bump(&shared.counters().write_fallbacks);
     bounded("writing", t, p.write(ch, value, WriteType::WithoutResponse))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Resolves when BlueZ has closed the link's `AcquireWrite` socket (its end hung up); never for a D-Bus sink.
+async fn write_closed(sink: &Sink) {
+    #[cfg(target_os = "linux")]
+    if let Sink::Acquired(w) = sink {
+        // BlueZ never sends on this socket: readable means hung up (or an error, which ends it as well).
+        loop {
+            if w.closed().await.is_err() {
+                return;
+            }
+            match w.is_closed() {
+                Ok(false) => continue,
+                _ => return,
+            }
+        }
+    }
+    let _ = sink;
+    std::future::pending().await
 }
 
 /// Waits until scanning is switched off (true if the radio is gone) or `limit` passes (false).

@@ -42,18 +42,24 @@
 //!   LE advertisement with the service UUID and the node id as service data.
 //! - **Central (btleplug, every platform).** Scanning uses a service-UUID filter and a duty cycle
 //!   ([`BleConfig::scan_window`] on, the rest of [`BleConfig::scan_interval`] off). `connect` connects, discovers
-//!   services, reads the ATT MTU, subscribes to notifications and writes a hello; on Linux it then asks BlueZ for
-//!   an `AcquireWrite` socket (through bluer) and falls back to D-Bus `WriteValue` without response when BlueZ
-//!   refuses (counted in [`BleStats::write_fallbacks`]).
+//!   services, reads the ATT MTU, subscribes to notifications (they arrive as D-Bus `PropertiesChanged` on the
+//!   characteristic's `Value`, through btleplug; the central does not use `AcquireNotify`) and writes a hello. On
+//!   Linux it first asks BlueZ for an `AcquireWrite` socket (through bluer) and writes every value there; the
+//!   link's MTU is bounded so that every packet fits one socket message (bluer keeps 5 bytes of BlueZ's MTU in
+//!   reserve), so no packet takes the D-Bus way and overtakes or trails the socket's. Without a socket (BlueZ
+//!   refuses, or its MTU is below meshnode's minimum) each value goes through D-Bus `WriteValue` without response,
+//!   counted in [`BleStats::write_fallbacks`]. BlueZ closing the socket takes the link down at once, as a drop.
 //! - **Framing.** BlueZ's GATT server cannot address a notification to one central, so every value carries a
 //!   4-byte link token chosen by the central (module `wire`): the runtime sees an ATT MTU 4 below the negotiated
-//!   one, and links that negotiate less than 27 are refused.
+//!   one, a central link with an `AcquireWrite` socket at most 6 below the socket's MTU as BlueZ reports it (241
+//!   for 247), and links that negotiate less than 27 are refused.
 //! - **One link per neighbour.** When two nodes connect to each other, the one whose advertised id (the
 //!   advertisement's service data) is smaller stays central; the other link is closed with a token-only "close"
 //!   value, without dropping the BLE connection both links share. Equal or empty ids keep both links.
 //! - **Limits and reconnects.** [`BleConfig::max_links`] bounds central plus peripheral links (`connect` fails
-//!   with `TooManyLinks`; extra hellos are closed). A central link that drops without being asked to is
-//!   reconnected in the background with exponential backoff ([`BleConfig::reconnect_backoff`], up to
+//!   with `TooManyLinks`; extra hellos are closed). A central link that drops without being asked to (BlueZ
+//!   reports the disconnection, a write fails, BlueZ closes the write socket, the notification stream ends) goes
+//!   down with `Timeout` and is reconnected in the background with exponential backoff ([`BleConfig::reconnect_backoff`], up to
 //!   [`BleConfig::reconnect_attempts`] tries); a success is reported as a fresh `LinkUp`, failures are only counted.
 //!   A `connect` to a peer that is backing off starts after the remaining backoff.
 //!
@@ -68,9 +74,13 @@
 //! The tests run against python-dbusmock's `bluez5` template on a private bus, so they check our D-Bus
 //! conversation with BlueZ, not BlueZ or the air: real advertising and scanning (duty cycle, RSSI, service data
 //! reaching a scanner through a controller), connection establishment and supervision timeouts, the MTU BlueZ
-//! really negotiates, `AcquireWrite` / `AcquireNotify` sockets opened by a real `bluetoothd` (server-side
-//! `AcquireNotify` fan-out to several centrals in particular), throughput, two nodes connecting to each other over
-//! one shared ACL connection, adapter power cycles, and any behaviour on macOS / Windows.
+//! really negotiates, `AcquireWrite` / `AcquireNotify` sockets opened by a real `bluetoothd` (the fake's
+//! `AcquireWrite` is a socket pair the test reads, so what a real `bluetoothd` reports as the socket's MTU, the
+//! largest value it then passes on without cutting it, and when it closes the socket are taken from BlueZ's
+//! documentation; server-side `AcquireNotify` fan-out to several centrals in particular), throughput (the central
+//! still receives each notification as a D-Bus signal, and the peripheral each write as a D-Bus call), two nodes
+//! connecting to each other over one shared ACL connection, adapter power cycles, and any behaviour on macOS /
+//! Windows.
 
 mod central;
 #[cfg(target_os = "linux")]
@@ -244,7 +254,8 @@ pub struct BleStats {
     pub foreign_notifications: u64,
     /// Packets that could not be notified because no central had acquired the notify socket.
     pub notify_without_subscriber: u64,
-    /// Central writes that went through D-Bus `WriteValue` because `AcquireWrite` was refused.
+    /// Central writes that went through D-Bus `WriteValue` (one per value) because the link has no `AcquireWrite`
+    /// socket (BlueZ refused it, or its MTU was below meshnode's minimum).
     pub write_fallbacks: u64,
     /// Writes or notifications that failed (the link is then taken down).
     pub io_failures: u64,

@@ -70,6 +70,18 @@ pub fn reported_mtu(negotiated: u16) -> Option<u16> {
     (m >= crate::ATT_MTU_MIN).then_some(m)
 }
 
+/// The ATT MTU a link reports to the runtime when every value must also fit in `value_max` bytes (the size of
+/// one message on BlueZ's `AcquireWrite` socket): the largest packet plus the token must fit, so the runtime sees
+/// `value_max - TOKEN_LEN + 3` at most. `None` when that falls below the ATT minimum of 23.
+pub fn mtu_for_values(value_max: usize) -> Option<u16> {
+    let m = value_max
+        .checked_sub(TOKEN_LEN)?
+        .saturating_add(usize::from(crate::ATT_HEADER_LEN))
+        .min(usize::from(crate::ATT_MTU_MAX));
+    let m = u16::try_from(m).ok()?;
+    (m >= crate::ATT_MTU_MIN).then_some(m)
+}
+
 /// The one-link-per-neighbour rule when two nodes connect to each other: the node whose advertised id is smaller
 /// is the central. `Some(true)`: the link where we are central is the one to keep; `Some(false)`: keep the link
 /// where the peer is central; `None`: no rule applies (an id is empty or both are equal), keep both.
@@ -107,6 +119,13 @@ mod tests {
         assert_eq!(reported_mtu(27), Some(23));
         assert_eq!(reported_mtu(247), Some(243));
         assert_eq!(reported_mtu(600), Some(513));
+        // A socket message of 242 bytes (bluer's view of BlueZ's 247) carries token + 238-byte packets.
+        assert_eq!(mtu_for_values(242), Some(241));
+        assert_eq!(crate::gatt_payload_len(241) + TOKEN_LEN, 242);
+        assert_eq!(mtu_for_values(24), Some(23));
+        assert_eq!(mtu_for_values(23), None);
+        assert_eq!(mtu_for_values(3), None);
+        assert_eq!(mtu_for_values(100_000), Some(517));
     }
 
     #[test]

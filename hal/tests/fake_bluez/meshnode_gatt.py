@@ -4,10 +4,15 @@ What: org.bluez.Mock methods that add a meshnode peer (a device advertising the 
 service and characteristic under it and Connect/Disconnect that resolve services), deliver a notification from
 it, drop it, list what was written to it, and give the adapter the LE advertising and GATT manager interfaces
 that bluer's peripheral role registers with (recording what was registered, so the test can play bluetoothd).
+OfferAcquireWrite gives a peer's characteristic BlueZ's AcquireWrite: each call makes a SOCK_SEQPACKET socket
+pair, hands one end to the caller with the given MTU and keeps the other, which TakeMeshnodeWriteSocket then
+passes to the test (so the test reads what the central wrote, and closing it is the peer's side going away).
 
 Invariant: every mocked GATT object has at least one method (btleplug's introspection parser needs it), and
 every change a client must see is announced with InterfacesAdded or PropertiesChanged.
 '''
+
+import socket
 
 import dbus
 
@@ -20,7 +25,7 @@ CHAR = 'org.bluez.GattCharacteristic1'
 OM = 'org.freedesktop.DBus.ObjectManager'
 PROPS = 'org.freedesktop.DBus.Properties'
 
-STATE = {'writes': {}, 'apps': [], 'advs': []}
+STATE = {'writes': {}, 'apps': [], 'advs': [], 'write_sockets': {}}
 
 
 def load(mock, _parameters):
@@ -57,6 +62,19 @@ def _read(char, _options):
 
 def _noop(_obj, *_args):
     pass
+
+
+def _acquire_write(char, _options):
+    address = char.__dict__['_meshnode_dev']
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    old = STATE['write_sockets'].pop(address, None)
+    if old is not None:
+        old.close()
+    STATE['write_sockets'][address] = ours
+    fd = dbus.types.UnixFd(theirs)  # a duplicate: the only copy of this end left is the one D-Bus passes on
+    theirs.close()
+    _changed(char, CHAR, {'WriteAcquired': dbus.Boolean(True, variant_level=1)})
+    return (fd, dbus.UInt16(char.__dict__['_meshnode_acquire_mtu']))
 
 
 @dbus.service.method(MOCK, in_signature='ssssqay', out_signature='s')
@@ -130,6 +148,22 @@ def NotifyMeshnode(self, adapter, address, value):
 @dbus.service.method(MOCK, in_signature='ss', out_signature='')
 def DropMeshnodePeer(self, adapter, address):
     _disconnect(mockobject.objects[_dev_path(adapter, address)])
+
+
+@dbus.service.method(MOCK, in_signature='ssq', out_signature='')
+def OfferAcquireWrite(self, adapter, address, mtu):
+    char = mockobject.objects[_dev_path(adapter, address) + '/service0010/char0011']
+    char.__dict__['_meshnode_acquire_mtu'] = int(mtu)
+    char.AddMethods(CHAR, [('AcquireWrite', 'a{sv}', 'hq', _acquire_write)])
+    _changed(char, CHAR, {'WriteAcquired': dbus.Boolean(False, variant_level=1)})
+
+
+@dbus.service.method(MOCK, in_signature='s', out_signature='h')
+def TakeMeshnodeWriteSocket(self, address):
+    ours = STATE['write_sockets'].pop(address)
+    fd = dbus.types.UnixFd(ours)
+    ours.close()
+    return fd
 
 
 @dbus.service.method(MOCK, in_signature='s', out_signature='aay')

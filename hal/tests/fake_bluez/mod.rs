@@ -3,9 +3,9 @@
 //! directory).
 //!
 //! Invariant: every wait is bounded; tests hold `SERIAL` (the radio finds the bus through the process-wide
-//! `DBUS_SYSTEM_BUS_ADDRESS`, and bluer keeps one system-bus connection per process, so each test binary starts at
-//! most one radio on a fake bus); without `dbus-daemon` or python3-dbusmock the tests say loudly what they skipped
-//! and return.
+//! `DBUS_SYSTEM_BUS_ADDRESS`, which libdbus reads once per process, so every fake bus of one test binary listens on
+//! the same socket path, one at a time); without `dbus-daemon` or python3-dbusmock the tests say loudly what they
+//! skipped and return.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -83,11 +83,10 @@ pub struct Fake {
 
 impl Fake {
     pub fn start(with_bluez: bool) -> Fake {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("meshnode-ble-{}-{nanos}", std::process::id()));
+        // The same path for every fake of this process (libdbus keeps the first system bus address it read);
+        // the previous fake removed its directory when it was dropped.
+        let dir = std::env::temp_dir().join(format!("meshnode-ble-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let address = format!("unix:path={}", dir.join("bus").display());
         let out = Command::new("dbus-daemon")
