@@ -38,7 +38,12 @@
 //! - **Peripheral (bluer, Linux only).** At start-up the radio registers a GATT application with one primary
 //!   service ([`BleConfig::service_uuid`]) holding one characteristic ([`BleConfig::characteristic_uuid`]):
 //!   write-without-response (and write) for centrals' packets, notify through BlueZ's `AcquireNotify` socket
-//!   (no D-Bus call per notification), read (returns this node's advertised id). `start_advertising` registers an
+//!   (no D-Bus call per notification), read (returns this node's advertised id). Centrals' writes arrive as one
+//!   D-Bus `WriteValue` call each, on purpose: `bluetoothd` keeps a single `AcquireWrite` socket per server
+//!   characteristic, shared by every central and opened with the first writer's address and MTU
+//!   (`chrc_write_cb` in BlueZ's `src/gatt-database.c`), so on that socket a value no longer says which central
+//!   sent it, a larger-MTU central's values would be cut to the first one's MTU, and disconnections could not be
+//!   matched to links. `WriteValue` carries the device and its MTU with every value. `start_advertising` registers an
 //!   LE advertisement with the service UUID and the node id as service data.
 //! - **Central (btleplug, every platform).** Scanning uses a service-UUID filter and a duty cycle
 //!   ([`BleConfig::scan_window`] on, the rest of [`BleConfig::scan_interval`] off). `connect` connects, discovers
