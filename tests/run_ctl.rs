@@ -246,3 +246,54 @@ fn stats_are_an_object_of_numbers() {
     }
     assert!(!table.contains('{'), "{table}");
 }
+
+fn sigterm(node: &mut Proc) {
+    let pid = node.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the node to exit", WAIT, || node.0.try_wait().unwrap());
+}
+/// The node's log at `info` names messages (sender, kind, id, length) but never holds their text.
+#[test]
+fn the_info_log_holds_no_message_text() {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(2);
+    let _n0 = udp_node(&paths[0], &ports, 0);
+    let log_path = dirs[1].path().join("node.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut n1 = start_with(
+        None,
+        &paths[1],
+        &udp_args(&paths[1], &ports, 1, "n1"),
+        "info",
+        log,
+    );
+    let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
+    wait_for("the nodes to know each other", WAIT, || {
+        (knows(&paths[0], &ids[1]) && knows(&paths[1], &ids[0])).then_some(())
+    });
+    let (_l, rx) = listen(&paths[1]);
+    send_until_heard(&paths[0], &ids[1], &rx, "private-marker-5e1f");
+    let (ok, _, err) = ctl(&paths[0], &["broadcast", "broadcast-marker-9c2d"]);
+    assert!(ok, "{err}");
+    expect_message(&rx, "broadcast-marker-9c2d", WAIT);
+    sigterm(&mut n1);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !log.contains("marker"),
+        "message text in the info log:\n{log}"
+    );
+    let events: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"event\":\"message\""))
+        .collect();
+    assert_eq!(events.len(), 2, "{log}");
+    assert!(
+        events.iter().all(|l| l.contains("\"bytes\":")),
+        "{events:?}"
+    );
+}
