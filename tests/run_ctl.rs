@@ -247,6 +247,26 @@ fn stats_are_an_object_of_numbers() {
     assert!(!table.contains('{'), "{table}");
 }
 
+/// `meshnode ctl ARGS` (no `--json` unless given) with `input` on stdin: (exit code, stdout, stderr).
+fn ctl_raw(dir: &std::path::Path, args: &[&str], input: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
 fn sigterm(node: &mut Proc) {
     let pid = node.0.id().to_string();
     assert!(Command::new("kill")
@@ -255,6 +275,63 @@ fn sigterm(node: &mut Proc) {
         .unwrap()
         .success());
     wait_for("the node to exit", WAIT, || node.0.try_wait().unwrap());
+}
+/// A node that announces another node's id as its nickname gets nothing meant for that id: a full id always means
+/// that id. Line: 0 (the real node) - 1 (the sender) - 2 (the impostor).
+#[test]
+fn a_nickname_equal_to_another_nodes_id_captures_nothing() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(3);
+    let _real = start(&paths[0], &udp_args(&paths[0], &ports, 0, "n0"));
+    let real = node_id(&paths[0]);
+    let _sender = start(&paths[1], &udp_args(&paths[1], &ports, 1, "n1"));
+    let _impostor = start(&paths[2], &udp_args(&paths[2], &ports, 2, &real));
+    let impostor = node_id(&paths[2]);
+    wait_for("the sender to know both", WAIT, || {
+        let (ok, v, _) = ctl(&paths[1], &["peers"]);
+        let peers = v.as_array().cloned().unwrap_or_default();
+        (ok && peers.iter().any(|p| p["id"] == real)
+            && peers
+                .iter()
+                .any(|p| p["id"] == impostor && p["nickname"] == real))
+        .then_some(())
+    });
+    let (_l0, rx0) = listen(&paths[0]);
+    let (_l2, rx2) = listen(&paths[2]);
+
+    let (ok, v, err) = ctl(&paths[1], &["send", &real, "for the real node"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["to"], real, "{v}");
+    assert_eq!(v["queued"], false, "{v}");
+    expect_message(&rx0, "for the real node", WAIT);
+    // The impostor shows a later message sent to it by id, and not the earlier one.
+    let (ok, v, err) = ctl(&paths[1], &["send", &impostor, "for the impostor"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["to"], impostor, "{v}");
+    let seen = events_until(&rx2, "the impostor's own message", WAIT, |v| {
+        is_text(v, "for the impostor")
+    });
+    assert!(
+        !seen.iter().any(|v| is_text(v, "for the real node")),
+        "{seen:?}"
+    );
+
+    // This node, an over-long id and an unknown full id (queued, and said so).
+    let sender = node_id(&paths[1]);
+    let (ok, _, err) = ctl(&paths[1], &["send", &sender, "x"]);
+    assert!(!ok && err.contains("that is this node"), "{err}");
+    let (ok, _, err) = ctl(&paths[1], &["send", &format!("{real}0"), "x"]);
+    assert!(!ok && err.contains("node ids are 16 hex digits"), "{err}");
+    let (ok, v, err) = ctl(&paths[1], &["send", "0123456789abcdef", "later"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["queued"], true, "{v}");
+    let (code, out, err) = ctl_raw(&paths[1], &["send", "0123456789abcdef", "later"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("will be delivered when the peer appears"),
+        "{out}"
+    );
 }
 /// The node's log at `info` names messages (sender, kind, id, length) but never holds their text.
 #[test]

@@ -216,7 +216,9 @@ impl Loop {
     }
 
     fn peer(&self, spec: &str) -> Result<NodeId, String> {
-        resolve_peer(spec, &self.candidates())
+        // The loop is not handed this node's nickname: naming this node by its id (or an id prefix) is refused,
+        // and by its nickname only when another node announces it too (then it is some other peer).
+        resolve_peer(spec, (self.driver.node.node_id(), ""), &self.candidates())
     }
 
     fn handle(&mut self, command: Command, now: mesh::time::Instant) -> Reply {
@@ -232,12 +234,13 @@ impl Loop {
                 .map_err(|e| format!("cannot encode the counters: {e}")),
             Command::Send { peer, text } => {
                 let id = self.peer(&peer)?;
+                let known = self.candidates().iter().any(|(c, _)| *c == id);
                 let msg = self
                     .driver
                     .node
                     .send(id, text.as_bytes(), now)
                     .map_err(|e| format!("cannot send to {id}: {e}"))?;
-                Ok(json!({"to": id.to_string(), "id": format!("{:016x}", msg.0)}))
+                Ok(send_answer(id, msg.0, known))
             }
             Command::Broadcast { text } => {
                 let msg = self
@@ -391,6 +394,18 @@ impl Loop {
     }
 }
 
+/// The answer to `send`: `queued` is true when the peer is not known yet, and `note` then says what happens.
+fn send_answer(to: NodeId, msg: u64, known: bool) -> Value {
+    let mut v = json!({"to": to.to_string(), "id": format!("{msg:016x}"), "queued": !known});
+    if !known {
+        v["note"] = json!(format!(
+            "peer {to} is not known yet: the message waits in the outbox and will be delivered when the peer \
+             appears (or fails when it expires)"
+        ));
+    }
+    v
+}
+
 /// An event as the log shows it at INFO: a message's text replaced by its length in bytes.
 fn log_view(event: &Value) -> Value {
     let mut v = event.clone();
@@ -518,6 +533,25 @@ mod tests {
         }
         let other = json!({"event": "peer_gone", "peer": "0102030405060708", "nickname": ""});
         assert_eq!(log_view(&other), other);
+    }
+
+    #[test]
+    fn a_send_to_an_unknown_peer_says_it_is_queued() {
+        let to = NodeId([1, 2, 3, 4, 5, 6, 7, 8]);
+        let v = send_answer(to, 5, true);
+        assert_eq!(
+            v,
+            json!({"to": "0102030405060708", "id": "0000000000000005", "queued": false})
+        );
+        let v = send_answer(to, 5, false);
+        assert_eq!(v["queued"], true);
+        assert!(
+            v["note"]
+                .as_str()
+                .unwrap()
+                .contains("will be delivered when the peer appears"),
+            "{v}"
+        );
     }
 
     #[test]
