@@ -26,6 +26,10 @@
 //! [`MAX_LINE`] bytes, invalid JSON, an unknown command or field is answered with an error object and changes
 //! nothing.
 //!
+//! Connections: at most `[runtime] max_control_clients` at once; one more is answered with an error line and
+//! closed. A connection that is not listening and sends no complete request for [`IDLE_TIMEOUT`] is answered with
+//! an error line and closed, so idle clients cannot hold every slot.
+//!
 //! Invariant: requests reach the node loop only through a bounded channel; a request that fails validation never
 //! reaches it; passwords are used to derive the channel key here (off the node loop) and never logged; the socket
 //! file is removed when the server stops, and a stale one is replaced only after checking nobody answers on it.
@@ -47,6 +51,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 pub const SOCKET_FILE: &str = "control.sock";
 /// Longest request line accepted, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
+/// How long a connection that is not listening may wait before completing a request line.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A request as a client writes it.
 #[derive(Deserialize)]
@@ -312,6 +318,11 @@ pub struct ServerParts {
 
 /// Accepts connections until the listener fails or the task is aborted.
 pub async fn serve(listener: UnixListener, parts: ServerParts) {
+    serve_with(listener, parts, IDLE_TIMEOUT).await;
+}
+
+/// [`serve`] with connections closed after `idle` without a complete request.
+async fn serve_with(listener: UnixListener, parts: ServerParts, idle: std::time::Duration) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -319,18 +330,12 @@ pub async fn serve(listener: UnixListener, parts: ServerParts) {
                 match parts.slots.clone().try_acquire_owned() {
                     Ok(permit) => {
                         tokio::spawn(async move {
-                            connection(stream, parts).await;
+                            connection(stream, parts, idle).await;
                             drop(permit);
                         });
                     }
                     Err(_) => {
-                        tokio::spawn(async move {
-                            let mut stream = stream;
-                            let line = error_line(
-                                "too many control connections open; close one and retry",
-                            );
-                            let _ = stream.write_all(line.as_bytes()).await;
-                        });
+                        tokio::spawn(refuse(stream));
                     }
                 }
             }
@@ -342,6 +347,23 @@ pub async fn serve(listener: UnixListener, parts: ServerParts) {
     }
 }
 
+/// Tells a client that every slot is taken, then reads (and drops) what it sent for a moment before closing:
+/// closing with its request unread would reset the connection, and the client could lose the explanation.
+async fn refuse(mut stream: UnixStream) {
+    let line = error_line(&format!(
+        "too many control connections open (idle ones are closed after {} s, `ctl listen` ones stay); close one \
+         and retry",
+        IDLE_TIMEOUT.as_secs()
+    ));
+    if stream.write_all(line.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+}
+
 fn error_line(message: &str) -> String {
     format!("{}\n", json!({"ok": false, "error": message}))
 }
@@ -350,7 +372,7 @@ fn ok_line(result: Value) -> String {
     format!("{}\n", json!({"ok": true, "result": result}))
 }
 
-async fn connection(stream: UnixStream, parts: ServerParts) {
+async fn connection(stream: UnixStream, parts: ServerParts, idle: std::time::Duration) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -359,10 +381,19 @@ async fn connection(stream: UnixStream, parts: ServerParts) {
         let limit = u64::try_from(MAX_LINE)
             .unwrap_or(u64::MAX)
             .saturating_add(1);
-        match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(_) => return,
+        let mut limited = (&mut reader).take(limit);
+        match tokio::time::timeout(idle, limited.read_until(b'\n', &mut line)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                let msg = format!(
+                    "no complete request within {} s; closing the connection (idle connections would hold the \
+                     node's control slots)",
+                    idle.as_secs()
+                );
+                let _ = write.write_all(error_line(&msg).as_bytes()).await;
+                return;
+            }
         }
         if line.len() > MAX_LINE {
             let msg = format!("request longer than {MAX_LINE} bytes; closing the connection");
@@ -689,6 +720,81 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("empty message"), "{e}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idle_connection_is_closed_with_a_reason_and_frees_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (listener, path) = bind(dir.path()).unwrap();
+        let (calls, mut calls_rx) = mpsc::channel(4);
+        let (events, _) = broadcast::channel(4);
+        let parts = ServerParts {
+            calls,
+            events,
+            slots: Arc::new(Semaphore::new(1)),
+        };
+        let slots = Arc::clone(&parts.slots);
+        let server = tokio::spawn(serve_with(
+            listener,
+            parts,
+            std::time::Duration::from_millis(200),
+        ));
+        let answerer = tokio::spawn(async move {
+            while let Some(call) = calls_rx.recv().await {
+                let _ = call.reply.send(Ok(json!("fine")));
+            }
+        });
+        let bounded = std::time::Duration::from_secs(10);
+        // An idle connection (half a request, no newline) takes the only slot, then is told why it is closed.
+        let mut idle = UnixStream::connect(&path).await.unwrap();
+        idle.write_all(br#"{"cmd":"sta"#).await.unwrap();
+        let mut text = String::new();
+        tokio::time::timeout(bounded, idle.read_to_string(&mut text))
+            .await
+            .expect("the idle connection was never closed")
+            .unwrap();
+        assert!(text.contains("no complete request within"), "{text}");
+        // Its slot is free again: a new client is served.
+        let deadline = tokio::time::Instant::now() + bounded;
+        while slots.available_permits() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        c.write_all(b"{\"cmd\":\"status\"}\n").await.unwrap();
+        let mut r = BufReader::new(c);
+        let mut line = String::new();
+        tokio::time::timeout(bounded, r.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(line.contains("\"ok\":true"), "{line}");
+        // A listening connection is never closed for being idle.
+        r.get_mut()
+            .write_all(b"{\"cmd\":\"listen\"}\n")
+            .await
+            .unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.contains("listening"), "{line}");
+        line.clear();
+        let more = tokio::time::timeout(
+            std::time::Duration::from_millis(600),
+            r.read_line(&mut line),
+        )
+        .await;
+        assert!(more.is_err(), "a listener was closed: {line:?}");
+        // While it holds the only slot, the next client is told so (and can read it after sending its request).
+        let mut extra = UnixStream::connect(&path).await.unwrap();
+        let _ = extra.write_all(b"{\"cmd\":\"status\"}\n").await;
+        let mut text = String::new();
+        tokio::time::timeout(bounded, extra.read_to_string(&mut text))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(text.contains("too many control connections"), "{text}");
+        server.abort();
+        answerer.abort();
     }
 
     #[tokio::test(flavor = "current_thread")]
