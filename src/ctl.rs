@@ -2,7 +2,12 @@
 //! line, prints the answer as a table for people or as JSON with `--json`; `listen` prints events until interrupted.
 //!
 //! Invariant: channel passwords never appear on the command line: they are read from a no-echo prompt when stdin is a
-//! terminal, else from the first line of stdin. An error answer exits 1, an unreachable node exits 2.
+//! terminal, else from the first line of stdin. Exit codes: 0 done, 1 the node answered with an error or the request
+//! was invalid (with `--json` also `{"ok":false,"error":...}` on stdout), 2 the node is unreachable or the
+//! connection was lost (`listen` included: the node stopped); a usage error is clap's 2. Output to a closed pipe
+//! ends quietly with 0. Every string people read that came from other nodes or from the node (texts, nicknames,
+//! error messages) has its control and bidirectional-formatting characters shown as escapes (`\n`, `\x1b`,
+//! `\u{202e}`); `--json` output is exact.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
@@ -33,13 +38,16 @@ pub struct CtlArgs {
 pub enum CtlCommand {
     /// This node: id, fingerprint, radio, links, peers, sessions.
     Status,
-    /// Peers known from their announces.
+    /// Peers known from their announces. STATE is the end-to-end session: none, handshaking, established or
+    /// renewing. A `!` after a nickname: another node announces the same nickname, so name these peers by id.
     Peers,
-    /// Peers with an end-to-end session or a handshake in progress (state handshaking, established, renewing).
+    /// Peers with an end-to-end session or a handshake in progress (STATE handshaking, established, renewing; `!`
+    /// as in `peers`).
     Sessions,
-    /// Send a private message to a peer (id prefix or nickname).
+    /// Send a private message to a peer: a full 16-hex-digit id (always that node, even one not known yet: the
+    /// message then waits until it appears), or a nickname or id prefix that matches exactly one peer.
     Send {
-        /// Id prefix or nickname.
+        /// Full id, nickname or id prefix.
         peer: String,
         /// The text.
         text: String,
@@ -85,78 +93,148 @@ pub enum CtlCommand {
     Listen,
 }
 
-/// `meshnode ctl`.
+/// `meshnode ctl`. Exit codes: 0 done (also when stdout is a pipe closed early, as by `| head`), 1 the node
+/// answered with an error or the request was invalid, 2 the node is unreachable or the connection was lost.
 pub fn main(args: &CtlArgs) -> ExitCode {
-    match run(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("meshnode ctl: {e}");
-            ExitCode::from(2)
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let code = match run(args, &mut out) {
+        Ok(()) => 0,
+        Err(failure) => report(failure, args.json, &mut out),
+    };
+    ExitCode::from(code)
+}
+
+/// Why `ctl` did not finish its work.
+#[derive(Debug)]
+enum Failure {
+    /// The node answered with an error, or the request was invalid before it was sent (exit 1).
+    Refused(String),
+    /// The node could not be reached, or the connection was lost (exit 2).
+    Unreachable(String),
+    /// Writing the output failed; a closed pipe (EPIPE) ends quietly with exit 0.
+    Output(std::io::Error),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+/// Tells the user about `failure` and returns the exit code. With `--json` a refusal is also
+/// `{"ok":false,"error":...}` on stdout; nothing here panics when stdout or stderr is closed.
+fn report(failure: Failure, json: bool, out: &mut dyn Write) -> u8 {
+    match failure {
+        Failure::Refused(msg) => {
+            if json {
+                let _ = writeln!(out, "{}", json!({"ok": false, "error": msg}));
+                let _ = out.flush();
+            }
+            warn(&msg);
+            1
+        }
+        Failure::Unreachable(msg) => {
+            warn(&msg);
+            2
+        }
+        Failure::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Failure::Output(e) => {
+            warn(&format!("cannot write the output: {e}"));
+            1
         }
     }
 }
 
-fn run(args: &CtlArgs) -> Result<ExitCode, String> {
-    let request = build_request(&args.command)?;
+/// `meshnode ctl: <msg>` on stderr, with control characters escaped (messages may quote nicknames), ignoring a
+/// closed stderr.
+fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "meshnode ctl: {}", escape(msg));
+}
+
+fn run(args: &CtlArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let request = build_request(&args.command).map_err(Failure::Refused)?;
     let dir = args
         .data_dir
         .clone()
         .or_else(crate::run::config::default_data_dir)
-        .ok_or("no data directory: pass --data-dir DIR")?;
+        .ok_or_else(|| Failure::Refused("no data directory: pass --data-dir DIR".into()))?;
     let path = dir.join(SOCKET_FILE);
     let stream = UnixStream::connect(&path).map_err(|e| {
-        format!(
+        Failure::Unreachable(format!(
             "cannot reach the node at {}: {e} (is `meshnode run --data-dir {}` running, and may this user open the socket?)",
             path.display(),
             dir.display()
-        )
+        ))
     })?;
     let listen = matches!(args.command, CtlCommand::Listen);
     if !listen {
         // Joining derives an Argon2id key on the node: allow for a slow machine.
         let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     }
-    let mut writer = stream.try_clone().map_err(|e| format!("socket: {e}"))?;
-    writer
-        .write_all(format!("{request}\n").as_bytes())
-        .map_err(|e| format!("cannot send the request: {e}"))?;
-    let mut reader = BufReader::new(stream);
-    let answer =
-        read_json_line(&mut reader)?.ok_or("the node closed the connection without answering")?;
+    let (answer, mut reader) = exchange(stream, &request)?;
     if answer["ok"] != json!(true) {
         let msg = answer["error"].as_str().unwrap_or("unknown error");
-        if args.json {
-            println!("{answer}");
-        }
-        eprintln!("meshnode ctl: {msg}");
-        return Ok(ExitCode::FAILURE);
+        return Err(Failure::Refused(msg.to_string()));
     }
     let result = &answer["result"];
     if listen {
         // The node subscribed this connection before answering: from here on no event is missed. Scripts read
         // this first line to know when it is safe to act.
         if args.json {
-            println!("{}", json!({"event": "listening"}));
-            let _ = std::io::stdout().flush();
+            writeln!(out, "{}", json!({"event": "listening"}))?;
+            out.flush()?;
         } else {
-            eprintln!("listening for messages and events (Ctrl-C to stop)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "listening for messages and events (Ctrl-C to stop)"
+            );
         }
-        while let Some(event) = read_json_line(&mut reader)? {
-            if args.json {
-                println!("{event}");
-            } else {
-                println!("{}", describe_event(&event));
+        loop {
+            match read_json_line(&mut reader) {
+                Ok(Some(event)) if args.json => writeln!(out, "{event}")?,
+                Ok(Some(event)) => writeln!(out, "{}", describe_event(&event))?,
+                Ok(None) => {
+                    return Err(Failure::Unreachable(
+                        "the node closed the connection (it stopped or restarted); no more events"
+                            .into(),
+                    ))
+                }
+                Err(e) => return Err(Failure::Unreachable(e)),
             }
-            let _ = std::io::stdout().flush();
+            out.flush()?;
         }
-        return Ok(ExitCode::SUCCESS);
     }
     if args.json {
-        println!("{result}");
+        writeln!(out, "{result}")?;
     } else {
-        print_human(&args.command, result);
+        print_human(out, &args.command, result)?;
     }
-    Ok(ExitCode::SUCCESS)
+    out.flush()?;
+    Ok(())
+}
+
+/// Sends `request` and reads the answer line. When sending fails the answer is read all the same: a node that
+/// refuses the connection (every slot taken) has written why before closing, and that is what the user needs.
+fn exchange(
+    stream: UnixStream,
+    request: &Value,
+) -> Result<(Value, BufReader<UnixStream>), Failure> {
+    let mut writer = stream
+        .try_clone()
+        .map_err(|e| Failure::Unreachable(format!("socket: {e}")))?;
+    let sent = writer.write_all(format!("{request}\n").as_bytes());
+    let mut reader = BufReader::new(stream);
+    match (read_json_line(&mut reader), sent) {
+        (Ok(Some(answer)), _) => Ok((answer, reader)),
+        (_, Err(e)) => Err(Failure::Unreachable(format!(
+            "cannot send the request: {e} (the node closed the connection)"
+        ))),
+        (Ok(None), Ok(())) => Err(Failure::Unreachable(
+            "the node closed the connection without answering".into(),
+        )),
+        (Err(e), Ok(())) => Err(Failure::Unreachable(e)),
+    }
 }
 
 fn read_json_line(reader: &mut impl BufRead) -> Result<Option<Value>, String> {
@@ -223,43 +301,97 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn print_human(cmd: &CtlCommand, result: &Value) {
+/// Whether `c` must not reach a terminal as it is: control characters (C0, DEL, C1), the line and paragraph
+/// separators, and the bidirectional formatting characters (which reorder what follows them on the line).
+fn unsafe_for_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` safe to print on a terminal: every character [`unsafe_for_terminal`] shown as a visible escape (`\n`,
+/// `\r`, `\t`, `\x1b`, `\u{202e}`), everything else as it is. Everything people read from other nodes (texts,
+/// nicknames, channel names) and from the node goes through this; `--json` output is exact instead (JSON escapes).
+fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(unsafe_for_terminal) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_for_terminal(c) && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if unsafe_for_terminal(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`s`], escaped for a terminal.
+fn cell(v: &Value) -> String {
+    escape(&s(v)).into_owned()
+}
+
+/// Width of the NICKNAME column: the longest nickname a node announces is 32 bytes, so at most 32 characters.
+const NICK_WIDTH: usize = 32;
+
+fn print_human(out: &mut dyn Write, cmd: &CtlCommand, result: &Value) -> std::io::Result<()> {
     match cmd {
         CtlCommand::Peers | CtlCommand::Sessions => {
             let rows = result.as_array().cloned().unwrap_or_default();
             if rows.is_empty() {
-                println!("(none)");
-                return;
+                return writeln!(out, "(none)");
             }
-            println!(
-                "{:<16}  {:<20}  {:>4}  {:<11}  {:>6}  FINGERPRINT",
-                "ID", "NICKNAME", "HOPS", "SESSION", "HEARD"
-            );
+            // The column after NICKNAME holds `!` when another node announces the same nickname.
+            writeln!(
+                out,
+                "{:<16}  {:<NICK_WIDTH$}   {:>4}  {:<11}  {:>6}  FINGERPRINT",
+                "ID", "NICKNAME", "HOPS", "STATE", "HEARD"
+            )?;
             for r in rows {
-                println!(
-                    "{:<16}  {:<20}  {:>4}  {:<11}  {:>5}s  {}",
-                    s(&r["id"]),
-                    s(&r["nickname"]),
-                    s(&r["hops"]),
-                    s(&r["state"]),
-                    s(&r["last_heard_s"]),
-                    s(&r["fingerprint"])
-                );
+                let conflict = if r["nickname_conflict"] == json!(true) {
+                    '!'
+                } else {
+                    ' '
+                };
+                writeln!(
+                    out,
+                    "{:<16}  {:<NICK_WIDTH$} {conflict}  {:>4}  {:<11}  {:>5}s  {}",
+                    cell(&r["id"]),
+                    cell(&r["nickname"]),
+                    cell(&r["hops"]),
+                    cell(&r["state"]),
+                    cell(&r["last_heard_s"]),
+                    cell(&r["fingerprint"])
+                )?;
             }
+            Ok(())
         }
-        CtlCommand::Stats => print_map("", result),
+        CtlCommand::Stats => print_map(out, "", result),
         _ => match result {
             Value::Object(map) => {
                 for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
-                    println!("{k:<12} {}", s(v));
+                    writeln!(out, "{:<12} {}", escape(k), cell(v))?;
                 }
+                Ok(())
             }
-            other => println!("{}", s(other)),
+            other => writeln!(out, "{}", cell(other)),
         },
     }
 }
 
-fn print_map(prefix: &str, v: &Value) {
+fn print_map(out: &mut dyn Write, prefix: &str, v: &Value) -> std::io::Result<()> {
     match v {
         Value::Object(map) => {
             for (k, v) in map {
@@ -268,17 +400,19 @@ fn print_map(prefix: &str, v: &Value) {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                print_map(&key, v);
+                print_map(out, &key, v)?;
             }
+            Ok(())
         }
-        other => println!("{prefix:<40} {}", s(other)),
+        other => writeln!(out, "{:<40} {}", escape(prefix), cell(other)),
     }
 }
 
 /// One readable line for an event object (the shapes are documented in `run::events`); an event this client does
-/// not know is shown with its JSON.
+/// not know is shown with its JSON. Escaped for a terminal: texts and nicknames come from other nodes.
 fn describe_event(e: &Value) -> String {
-    describe_known(e).unwrap_or_else(|| format!("{}: {e}", s(&e["event"])))
+    let line = describe_known(e).unwrap_or_else(|| format!("{}: {e}", s(&e["event"])));
+    escape(&line).into_owned()
 }
 
 fn describe_known(e: &Value) -> Option<String> {
@@ -433,6 +567,154 @@ mod tests {
     }
 
     #[test]
+    fn control_and_bidi_characters_are_shown_escaped() {
+        assert_eq!(escape("plain text, é ü 日本 👍"), "plain text, é ü 日本 👍");
+        assert_eq!(escape("a\tb\r\nc\u{0}\u{7f}"), r"a\tb\r\nc\x00\x7f");
+        assert_eq!(
+            escape("\u{1b}[31mred\u{1b}]0;title\u{7}"),
+            r"\x1b[31mred\x1b]0;title\x07"
+        );
+        assert_eq!(escape("\u{9b}31m"), r"\u{9b}31m");
+        for c in ['\u{2028}', '\u{2029}', '\u{200e}', '\u{200f}', '\u{61c}']
+            .into_iter()
+            .chain('\u{202a}'..='\u{202e}')
+            .chain('\u{2066}'..='\u{2069}')
+        {
+            let raw = format!("x{c}y");
+            assert_eq!(escape(&raw), format!("x\\u{{{:x}}}y", c as u32));
+        }
+    }
+
+    fn peer_row(nickname: &str, conflict: bool) -> Value {
+        json!({"id": "0102030405060708", "nickname": nickname, "hops": 2, "session": true, "state": "established",
+            "last_heard_s": 7, "fingerprint": "aaaa-bbbb-cccc-dddd-eeee", "nickname_conflict": conflict})
+    }
+
+    fn human(cmd: &CtlCommand, result: &Value) -> String {
+        let mut out = Vec::new();
+        print_human(&mut out, cmd, result).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_peers_table_fits_long_nicknames_and_marks_conflicts() {
+        let long = "ü".repeat(16); // 32 bytes, 16 characters
+        let rows = json!([
+            peer_row(&"n".repeat(32), false),
+            peer_row(&long, true),
+            peer_row("evil\n\u{1b}[2J", false),
+        ]);
+        let table = human(&CtlCommand::Peers, &rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(
+            lines[0].contains(" STATE ") && !lines[0].contains("SESSION"),
+            "{table}"
+        );
+        // Every column after NICKNAME starts at the same character offset.
+        let hops_col = lines[0].find("HOPS").unwrap();
+        for l in &lines[1..] {
+            let chars: Vec<char> = l.chars().collect();
+            let rest: String = chars[hops_col..].iter().collect();
+            assert!(
+                rest.trim_start().starts_with("2  established"),
+                "{l:?} in\n{table}"
+            );
+        }
+        assert!(lines[1].contains(&"n".repeat(32)), "{table}");
+        assert!(
+            lines[2].contains(&format!("{long}{} !", " ".repeat(16))),
+            "{table}"
+        );
+        assert!(
+            !lines[1].contains('!') && !lines[3].contains('!'),
+            "{table}"
+        );
+        assert!(lines[3].contains(r"evil\n\x1b[2J"), "{table}");
+        assert!(!table.contains('\u{1b}'), "{table}");
+    }
+
+    #[test]
+    fn answers_printed_for_people_escape_what_came_from_the_node() {
+        let text = human(
+            &CtlCommand::Status,
+            &json!({"id": "0102030405060708", "nickname": "a\u{202e}b"}),
+        );
+        assert!(text.contains(r"a\u{202e}b"), "{text}");
+        let text = human(
+            &CtlCommand::Stats,
+            &json!({"radio_kind": "x\ny", "node": {"n": 1}}),
+        );
+        assert!(text.contains(r"x\ny") && text.contains("node.n"), "{text}");
+    }
+
+    /// A writer whose reader went away, as stdout under `| head -1`.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_output_quietly_with_success() {
+        let rows = json!([peer_row("a", false)]);
+        for cmd in [CtlCommand::Peers, CtlCommand::Stats, CtlCommand::Status] {
+            let e = print_human(&mut ClosedPipe, &cmd, &rows).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+            assert_eq!(report(Failure::from(e), false, &mut ClosedPipe), 0);
+        }
+        // An error answer still exits 1 when its JSON cannot be written.
+        assert_eq!(
+            report(Failure::Refused("no".into()), true, &mut ClosedPipe),
+            1
+        );
+        assert_eq!(
+            report(Failure::Unreachable("gone".into()), true, &mut ClosedPipe),
+            2
+        );
+        let other = std::io::Error::other("disk full");
+        assert_eq!(report(Failure::Output(other), false, &mut ClosedPipe), 1);
+    }
+
+    #[test]
+    fn an_error_answer_is_json_on_stdout_with_json() {
+        let mut out = Vec::new();
+        assert_eq!(
+            report(Failure::Refused("bad \"x\"".into()), true, &mut out),
+            1
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, json!({"ok": false, "error": "bad \"x\""}));
+        let mut out = Vec::new();
+        assert_eq!(report(Failure::Refused("bad".into()), false, &mut out), 1);
+        assert_eq!(
+            report(Failure::Unreachable("gone".into()), true, &mut out),
+            2
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_refused_connection_reports_the_nodes_reason_not_a_broken_pipe() {
+        let (client, mut node) = UnixStream::pair().unwrap();
+        node.write_all(b"{\"ok\":false,\"error\":\"too many control connections open\"}\n")
+            .unwrap();
+        drop(node);
+        let (answer, _) = exchange(client, &json!({"cmd": "status"})).unwrap();
+        assert_eq!(answer["error"], "too many control connections open");
+        // Closed without a word: the connection was lost.
+        let (client, node) = UnixStream::pair().unwrap();
+        drop(node);
+        let e = exchange(client, &json!({"cmd": "status"})).unwrap_err();
+        assert!(matches!(e, Failure::Unreachable(_)), "{e:?}");
+    }
+
+    #[test]
     fn every_event_reads_as_one_line() {
         let nick = |id: NodeId| {
             if id.0[0] % 2 == 0 {
@@ -453,6 +735,13 @@ mod tests {
                 assert!(line.ends_with(": on general"), "{line}");
             }
         }
+        let hostile = json!({"event": "message", "from": "0102030405060708", "nickname": "ev\u{1b}[2Jil\n",
+            "kind": "private", "channel": null, "id": "0000000000000001", "text": "a\nb\r\u{1b}]0;x\u{7}\u{202e}c\u{2028}"});
+        let line = describe_event(&hostile);
+        assert_eq!(
+            line,
+            r"[private] ev\x1b[2Jil\n (0102030405060708): a\nb\r\x1b]0;x\x07\u{202e}c\u{2028}"
+        );
         let lagged = json!({"event": "lagged", "missed": 3});
         assert!(describe_known(&lagged).unwrap().contains("missed 3"));
         let future = json!({"event": "from_the_future", "x": 1});

@@ -246,3 +246,285 @@ fn stats_are_an_object_of_numbers() {
     }
     assert!(!table.contains('{'), "{table}");
 }
+
+fn sim_node(dir: &std::path::Path) -> Proc {
+    start(
+        dir,
+        &["--radio".into(), "sim".into(), "--no-passphrase".into()],
+    )
+}
+
+/// `meshnode ctl ARGS` (no `--json` unless given) with `input` on stdin: (exit code, stdout, stderr).
+fn ctl_raw(dir: &std::path::Path, args: &[&str], input: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn sigterm(node: &mut Proc) {
+    let pid = node.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the node to exit", WAIT, || node.0.try_wait().unwrap());
+}
+
+/// A node that announces another node's id as its nickname gets nothing meant for that id: a full id always means
+/// that id. Line: 0 (the real node) - 1 (the sender) - 2 (the impostor).
+#[test]
+fn a_nickname_equal_to_another_nodes_id_captures_nothing() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(3);
+    let _real = start(&paths[0], &udp_args(&paths[0], &ports, 0, "n0"));
+    let real = node_id(&paths[0]);
+    let _sender = start(&paths[1], &udp_args(&paths[1], &ports, 1, "n1"));
+    let _impostor = start(&paths[2], &udp_args(&paths[2], &ports, 2, &real));
+    let impostor = node_id(&paths[2]);
+    wait_for("the sender to know both", WAIT, || {
+        let (ok, v, _) = ctl(&paths[1], &["peers"]);
+        let peers = v.as_array().cloned().unwrap_or_default();
+        (ok && peers.iter().any(|p| p["id"] == real)
+            && peers
+                .iter()
+                .any(|p| p["id"] == impostor && p["nickname"] == real))
+        .then_some(())
+    });
+    let (_l0, rx0) = listen(&paths[0]);
+    let (_l2, rx2) = listen(&paths[2]);
+
+    let (ok, v, err) = ctl(&paths[1], &["send", &real, "for the real node"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["to"], real, "{v}");
+    assert_eq!(v["queued"], false, "{v}");
+    expect_message(&rx0, "for the real node", WAIT);
+    // The impostor shows a later message sent to it by id, and not the earlier one.
+    let (ok, v, err) = ctl(&paths[1], &["send", &impostor, "for the impostor"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["to"], impostor, "{v}");
+    let seen = events_until(&rx2, "the impostor's own message", WAIT, |v| {
+        is_text(v, "for the impostor")
+    });
+    assert!(
+        !seen.iter().any(|v| is_text(v, "for the real node")),
+        "{seen:?}"
+    );
+
+    // This node, an over-long id and an unknown full id (queued, and said so).
+    let sender = node_id(&paths[1]);
+    let (ok, _, err) = ctl(&paths[1], &["send", &sender, "x"]);
+    assert!(!ok && err.contains("that is this node"), "{err}");
+    let (ok, _, err) = ctl(&paths[1], &["send", &format!("{real}0"), "x"]);
+    assert!(!ok && err.contains("node ids are 16 hex digits"), "{err}");
+    let (ok, v, err) = ctl(&paths[1], &["send", "0123456789abcdef", "later"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["queued"], true, "{v}");
+    let (code, out, err) = ctl_raw(&paths[1], &["send", "0123456789abcdef", "later"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("will be delivered when the peer appears"),
+        "{out}"
+    );
+}
+
+/// `ctl listen` tells when the node goes away instead of ending as if all was well.
+#[test]
+fn listen_says_when_the_node_stops_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let mut node = sim_node(&path);
+    let mut child = Proc(
+        Command::new(BIN)
+            .args(["ctl", "--data-dir"])
+            .arg(&path)
+            .arg("listen")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains("listening"), "{first}");
+    sigterm(&mut node);
+    let status = wait_for("ctl listen to exit", WAIT, || child.0.try_wait().unwrap());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(2), "{rest}");
+    assert!(rest.contains("closed the connection"), "{rest}");
+}
+
+/// The node's log at `info` names messages (sender, kind, id, length) but never holds their text.
+#[test]
+fn the_info_log_holds_no_message_text() {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(2);
+    let _n0 = udp_node(&paths[0], &ports, 0);
+    let log_path = dirs[1].path().join("node.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut n1 = start_with(
+        None,
+        &paths[1],
+        &udp_args(&paths[1], &ports, 1, "n1"),
+        "info",
+        log,
+    );
+    let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
+    wait_for("the nodes to know each other", WAIT, || {
+        (knows(&paths[0], &ids[1]) && knows(&paths[1], &ids[0])).then_some(())
+    });
+    let (_l, rx) = listen(&paths[1]);
+    send_until_heard(&paths[0], &ids[1], &rx, "private-marker-5e1f");
+    let (ok, _, err) = ctl(&paths[0], &["broadcast", "broadcast-marker-9c2d"]);
+    assert!(ok, "{err}");
+    expect_message(&rx, "broadcast-marker-9c2d", WAIT);
+    sigterm(&mut n1);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !log.contains("marker"),
+        "message text in the info log:\n{log}"
+    );
+    let events: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"event\":\"message\""))
+        .collect();
+    assert_eq!(events.len(), 2, "{log}");
+    assert!(
+        events.iter().all(|l| l.contains("\"bytes\":")),
+        "{events:?}"
+    );
+}
+
+/// `ctl ... | head -1`: output to a pipe nobody reads ends quietly with exit 0.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let _node = sim_node(&path);
+    for json in [false, true] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut args = vec!["ctl", "--data-dir", path.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        args.push("stats");
+        let out = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "json {json}: {err}");
+        assert!(err.is_empty(), "json {json}: {err}");
+    }
+}
+
+/// Exit 0: done; 1: the node answered with an error or the request was invalid; 2: the node is unreachable.
+/// With `--json` an error is `{"ok":false,"error":...}` on stdout; an unreachable node is reported on stderr.
+#[test]
+fn exit_codes_tell_an_error_from_an_unreachable_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    // No node yet.
+    let (code, out, err) = ctl_raw(&path, &["--json", "status"], "");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        out.is_empty() && err.contains("cannot reach the node"),
+        "{out} {err}"
+    );
+    // An empty password is refused before the node is asked.
+    for json in [false, true] {
+        let args: &[&str] = if json {
+            &["--json", "join", "general"]
+        } else {
+            &["join", "general"]
+        };
+        let (code, out, err) = ctl_raw(&path, args, "\n");
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("empty password"), "{err}");
+        if json {
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            assert_eq!(v["ok"], false, "{out}");
+            assert!(
+                v["error"].as_str().unwrap().contains("empty password"),
+                "{out}"
+            );
+        }
+    }
+    let _node = sim_node(&path);
+    let (code, out, err) = ctl_raw(&path, &["--json", "send", "nobody", "x"], "");
+    assert_eq!(code, Some(1), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ok"], false, "{out}");
+    assert!(
+        v["error"].as_str().unwrap().contains("no known peer"),
+        "{out}"
+    );
+    let (code, out, err) = ctl_raw(&path, &["send", "nobody", "x"], "");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        out.is_empty() && err.contains("no known peer"),
+        "{out} {err}"
+    );
+    let (code, _, err) = ctl_raw(&path, &["status", "--frobnicate"], "");
+    assert_eq!(code, Some(2), "clap's usage error: {err}");
+}
+
+/// A node with every control slot taken says so to the next client, which shows that answer.
+#[test]
+fn a_refused_connection_shows_the_nodes_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "[runtime]\nmax_control_clients = 1\n").unwrap();
+    let _node = start(
+        &path,
+        &[
+            "--radio".into(),
+            "sim".into(),
+            "--no-passphrase".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+    );
+    // `start` connected once to see the socket: retry until this connection holds the one slot (it is answered).
+    let _held = wait_for("the slot", WAIT, || {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(path.join("control.sock")).ok()?;
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        writeln!(s, r#"{{"cmd":"status"}}"#).ok()?;
+        let mut line = String::new();
+        BufReader::new(s.try_clone().unwrap())
+            .read_line(&mut line)
+            .ok()?;
+        line.contains("\"ok\":true").then_some(s)
+    });
+    for _ in 0..5 {
+        let (code, _, err) = ctl_raw(&path, &["status"], "");
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("too many control connections"), "{err}");
+        assert!(!err.contains("Broken pipe"), "{err}");
+    }
+}

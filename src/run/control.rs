@@ -15,14 +15,20 @@
 //! `send {peer, text}`, `broadcast {text}` (signed, to every node), `broadcast {text, channel}` (sealed for a joined
 //! password channel; refused with advice to run `meshnode ctl join <channel>` when it is not joined, and then
 //! nothing is sent), `join {channel, password}`, `leave {channel}`, `trust {peer}`, `close {peer}` or
-//! `close {all: true}`. A `peer` is an id prefix (hex) or a nickname; an ambiguous one is an error listing the
-//! candidates. `send` answers `{to, id}`, `broadcast` `{id, channel}` (`channel` null for a signed broadcast);
+//! `close {all: true}`. A `peer` is a full 16-hex-digit id (always that id, known or not), or a nickname or an id
+//! prefix (see [`resolve_peer`]); an ambiguous one is an error listing the candidates. `send` answers
+//! `{to, id, queued}` (`queued` true, with a `note`, when the peer is not known yet: the message waits in the
+//! outbox until it appears), `broadcast` `{id, channel}` (`channel` null for a signed broadcast);
 //! `stats` answers an object of counter groups (`node`, `driver`, `radio`, `store`, each an object of numbers) with
 //! `radio_kind`, `events_published`, `control_calls` and `memory_bytes` (see [`super::runtime::Stats`]).
 //! After `listen` is answered, the server writes one event object per line (shapes in [`super::events`];
 //! `{"event":"lagged","missed":N}` when the client fell behind) until the client disconnects. A line longer than
 //! [`MAX_LINE`] bytes, invalid JSON, an unknown command or field is answered with an error object and changes
 //! nothing.
+//!
+//! Connections: at most `[runtime] max_control_clients` at once; one more is answered with an error line and
+//! closed. A connection that is not listening and sends no complete request for [`IDLE_TIMEOUT`] is answered with
+//! an error line and closed, so idle clients cannot hold every slot.
 //!
 //! Invariant: requests reach the node loop only through a bounded channel; a request that fails validation never
 //! reaches it; passwords are used to derive the channel key here (off the node loop) and never logged; the socket
@@ -45,6 +51,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 pub const SOCKET_FILE: &str = "control.sock";
 /// Longest request line accepted, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
+/// How long a connection that is not listening may wait before completing a request line.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A request as a client writes it.
 #[derive(Deserialize)]
@@ -192,41 +200,75 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
 }
 
-/// Resolves a peer named by `spec` (a nickname, or a hex prefix of its id) among `candidates`. A full 16-digit id
-/// is accepted even for a peer not known yet (the message waits in the outbox until it appears).
-pub fn resolve_peer(spec: &str, candidates: &[(NodeId, String)]) -> Result<NodeId, String> {
+/// Resolves a peer named by `spec` among `candidates` (the known peers, with their nicknames); `this` is this
+/// node's id and nickname (`""` when it has none).
+///
+/// A full 16-hex-digit id always means that id, known or not (a message to a peer not known yet waits in the
+/// outbox until it appears), so nobody can capture messages meant for an id by announcing it as a nickname.
+/// Anything else is matched against nicknames (exactly) and ids (as a hex prefix): one candidate is the answer,
+/// several are an error listing them. This node is never an answer: naming it is an error that says so.
+pub fn resolve_peer(
+    spec: &str,
+    this: (NodeId, &str),
+    candidates: &[(NodeId, String)],
+) -> Result<NodeId, String> {
     let spec = spec.trim();
     if spec.is_empty() {
         return Err("empty peer name: give an id prefix or a nickname".into());
     }
-    let by_nick: Vec<&(NodeId, String)> = candidates.iter().filter(|(_, n)| n == spec).collect();
-    let matches: Vec<&(NodeId, String)> = if !by_nick.is_empty() {
-        by_nick
-    } else {
-        let lower = spec.to_ascii_lowercase();
-        candidates
-            .iter()
-            .filter(|(id, _)| id.to_string().starts_with(&lower))
-            .collect()
+    let is_hex = spec.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex && spec.len() > 16 {
+        return Err(format!(
+            "{spec:?} has {} hex digits: node ids are 16 hex digits",
+            spec.len()
+        ));
+    }
+    let self_error = || {
+        format!(
+            "{spec:?} is {}: that is this node; give another peer",
+            this.0
+        )
     };
-    match matches.as_slice() {
-        [(id, _)] => Ok(*id),
-        [] => parse_full_id(spec).ok_or_else(|| {
-            format!("no known peer matches {spec:?}: run `meshnode ctl peers`, or give the full 16-digit id")
-        }),
-        many => {
-            let list: Vec<String> = many
+    if let Some(id) = parse_full_id(spec) {
+        return if id == this.0 {
+            Err(self_error())
+        } else {
+            Ok(id)
+        };
+    }
+    let lower = spec.to_ascii_lowercase();
+    let mut matches: Vec<(NodeId, &str)> = Vec::new();
+    for (id, nick) in candidates {
+        let hit = nick == spec || (is_hex && id.to_string().starts_with(&lower));
+        if hit && *id != this.0 && !matches.iter().any(|(m, _)| m == id) {
+            matches.push((*id, nick));
+        }
+    }
+    let is_self = (!this.1.is_empty() && this.1 == spec)
+        || (is_hex && this.0.to_string().starts_with(&lower));
+    match (matches.as_slice(), is_self) {
+        ([(id, _)], false) => Ok(*id),
+        ([], true) => Err(self_error()),
+        ([], false) => Err(format!(
+            "no known peer matches {spec:?}: run `meshnode ctl peers`, or give the full 16-digit id"
+        )),
+        (many, _) => {
+            // Nicknames come from the network: quoted with their control characters escaped.
+            let mut list: Vec<String> = many
                 .iter()
                 .map(|(id, n)| {
                     if n.is_empty() {
                         id.to_string()
                     } else {
-                        format!("{id} ({n})")
+                        format!("{id} ({n:?})")
                     }
                 })
                 .collect();
+            if is_self {
+                list.push(format!("{} (this node)", this.0));
+            }
             Err(format!(
-                "{spec:?} is ambiguous: it matches {}; give more of the id",
+                "{spec:?} is ambiguous: it matches {}; give the full 16-digit id",
                 list.join(", ")
             ))
         }
@@ -276,6 +318,11 @@ pub struct ServerParts {
 
 /// Accepts connections until the listener fails or the task is aborted.
 pub async fn serve(listener: UnixListener, parts: ServerParts) {
+    serve_with(listener, parts, IDLE_TIMEOUT).await;
+}
+
+/// [`serve`] with connections closed after `idle` without a complete request.
+async fn serve_with(listener: UnixListener, parts: ServerParts, idle: std::time::Duration) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -283,18 +330,12 @@ pub async fn serve(listener: UnixListener, parts: ServerParts) {
                 match parts.slots.clone().try_acquire_owned() {
                     Ok(permit) => {
                         tokio::spawn(async move {
-                            connection(stream, parts).await;
+                            connection(stream, parts, idle).await;
                             drop(permit);
                         });
                     }
                     Err(_) => {
-                        tokio::spawn(async move {
-                            let mut stream = stream;
-                            let line = error_line(
-                                "too many control connections open; close one and retry",
-                            );
-                            let _ = stream.write_all(line.as_bytes()).await;
-                        });
+                        tokio::spawn(refuse(stream));
                     }
                 }
             }
@@ -306,6 +347,23 @@ pub async fn serve(listener: UnixListener, parts: ServerParts) {
     }
 }
 
+/// Tells a client that every slot is taken, then reads (and drops) what it sent for a moment before closing:
+/// closing with its request unread would reset the connection, and the client could lose the explanation.
+async fn refuse(mut stream: UnixStream) {
+    let line = error_line(&format!(
+        "too many control connections open (idle ones are closed after {} s, `ctl listen` ones stay); close one \
+         and retry",
+        IDLE_TIMEOUT.as_secs()
+    ));
+    if stream.write_all(line.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+}
+
 fn error_line(message: &str) -> String {
     format!("{}\n", json!({"ok": false, "error": message}))
 }
@@ -314,7 +372,7 @@ fn ok_line(result: Value) -> String {
     format!("{}\n", json!({"ok": true, "result": result}))
 }
 
-async fn connection(stream: UnixStream, parts: ServerParts) {
+async fn connection(stream: UnixStream, parts: ServerParts, idle: std::time::Duration) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -323,10 +381,19 @@ async fn connection(stream: UnixStream, parts: ServerParts) {
         let limit = u64::try_from(MAX_LINE)
             .unwrap_or(u64::MAX)
             .saturating_add(1);
-        match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(_) => return,
+        let mut limited = (&mut reader).take(limit);
+        match tokio::time::timeout(idle, limited.read_until(b'\n', &mut line)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                let msg = format!(
+                    "no complete request within {} s; closing the connection (idle connections would hold the \
+                     node's control slots)",
+                    idle.as_secs()
+                );
+                let _ = write.write_all(error_line(&msg).as_bytes()).await;
+                return;
+            }
         }
         if line.len() > MAX_LINE {
             let msg = format!("request longer than {MAX_LINE} bytes; closing the connection");
@@ -488,6 +555,8 @@ mod tests {
         assert!(parse_request(b"").is_err());
     }
 
+    const ME: NodeId = NodeId([0xee, 0xee, 0, 0, 0, 0, 0, 9]);
+
     #[test]
     fn peers_resolve_by_prefix_or_nickname_and_ambiguity_lists_candidates() {
         let c = vec![
@@ -495,21 +564,91 @@ mod tests {
             (id(0xab, 0x02), "bob".to_string()),
             (id(0x12, 0x00), String::new()),
         ];
-        assert_eq!(resolve_peer("alice", &c), Ok(id(0xab, 0x01)));
-        assert_eq!(resolve_peer("AB02", &c), Ok(id(0xab, 0x02)));
-        assert_eq!(resolve_peer("12", &c), Ok(id(0x12, 0)));
-        let e = resolve_peer("ab", &c).unwrap_err();
+        let me = (ME, "me");
+        assert_eq!(resolve_peer("alice", me, &c), Ok(id(0xab, 0x01)));
+        assert_eq!(resolve_peer("AB02", me, &c), Ok(id(0xab, 0x02)));
+        assert_eq!(resolve_peer("12", me, &c), Ok(id(0x12, 0)));
+        let e = resolve_peer("ab", me, &c).unwrap_err();
         assert!(
             e.contains("alice") && e.contains("bob") && e.contains("ambiguous"),
             "{e}"
         );
-        let e = resolve_peer("zz", &c).unwrap_err();
+        let e = resolve_peer("zz", me, &c).unwrap_err();
         assert!(e.contains("no known peer"), "{e}");
         assert_eq!(
-            resolve_peer("0102030405060708", &c),
+            resolve_peer("0102030405060708", me, &c),
             Ok(NodeId([1, 2, 3, 4, 5, 6, 7, 8]))
         );
-        assert!(resolve_peer("", &c).is_err());
+        assert!(resolve_peer("", me, &c).is_err());
+    }
+
+    #[test]
+    fn a_full_id_means_that_id_even_when_another_peer_uses_it_as_nickname() {
+        let real = NodeId([0xa9, 0x55, 0xe2, 0xfc, 0x12, 0x12, 0x2e, 0xe7]);
+        let impostor = id(0x33, 0x01);
+        let c = vec![
+            (impostor, "a955e2fc12122ee7".to_string()),
+            (real, "n0".to_string()),
+        ];
+        let me = (ME, "");
+        assert_eq!(resolve_peer("a955e2fc12122ee7", me, &c), Ok(real));
+        assert_eq!(resolve_peer("A955E2FC12122EE7", me, &c), Ok(real));
+        // Without the real node known, the full id still means it (queued), never the impostor.
+        assert_eq!(resolve_peer("a955e2fc12122ee7", me, &c[..1]), Ok(real));
+        // The impostor is reachable by its own id.
+        assert_eq!(resolve_peer("3301", me, &c), Ok(impostor));
+    }
+
+    #[test]
+    fn a_nickname_that_is_also_an_id_prefix_is_ambiguous() {
+        let c = vec![
+            (id(0xab, 0x01), "cafe".to_string()),
+            (id(0xca, 0xfe), "bob".to_string()),
+            (id(0x11, 0x01), "dup".to_string()),
+            (id(0x22, 0x01), "dup".to_string()),
+        ];
+        let me = (ME, "");
+        let e = resolve_peer("cafe", me, &c).unwrap_err();
+        assert!(e.contains("ambiguous"), "{e}");
+        assert!(
+            e.contains(&id(0xab, 1).to_string()) && e.contains(&id(0xca, 0xfe).to_string()),
+            "{e}"
+        );
+        let e = resolve_peer("dup", me, &c).unwrap_err();
+        assert!(e.contains("ambiguous"), "{e}");
+        assert!(
+            e.contains(&id(0x11, 1).to_string()) && e.contains(&id(0x22, 1).to_string()),
+            "{e}"
+        );
+        // A nickname with control characters is listed escaped, never raw.
+        let c = vec![
+            (id(0x11, 0x01), "a\n\u{1b}[31m".to_string()),
+            (id(0x11, 0x02), String::new()),
+        ];
+        let e = resolve_peer("11", me, &c).unwrap_err();
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
+    }
+
+    #[test]
+    fn this_node_and_over_long_ids_are_refused_with_reasons() {
+        let c = vec![(id(0xab, 0x01), "alice".to_string())];
+        let me = (ME, "me");
+        for spec in ["eeee000000000009", "EEEE000000000009", "me", "eeee"] {
+            let e = resolve_peer(spec, me, &c).unwrap_err();
+            assert!(e.contains("that is this node"), "{spec}: {e}");
+        }
+        // This node is listed among the candidates of an ambiguous name.
+        let c2 = vec![(id(0xee, 0x01), "x".to_string())];
+        let e = resolve_peer("ee", me, &c2).unwrap_err();
+        assert!(e.contains("ambiguous") && e.contains("this node"), "{e}");
+        let e = resolve_peer("eeee0000000000091", me, &c).unwrap_err();
+        assert!(e.contains("node ids are 16 hex digits"), "{e}");
+        // A 16-character nickname that is not hex is a nickname.
+        let c3 = vec![(id(0x44, 0x01), "not-an-id-at-all".to_string())];
+        assert_eq!(
+            resolve_peer("not-an-id-at-all", me, &c3),
+            Ok(id(0x44, 0x01))
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -581,6 +720,81 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("empty message"), "{e}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idle_connection_is_closed_with_a_reason_and_frees_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (listener, path) = bind(dir.path()).unwrap();
+        let (calls, mut calls_rx) = mpsc::channel(4);
+        let (events, _) = broadcast::channel(4);
+        let parts = ServerParts {
+            calls,
+            events,
+            slots: Arc::new(Semaphore::new(1)),
+        };
+        let slots = Arc::clone(&parts.slots);
+        let server = tokio::spawn(serve_with(
+            listener,
+            parts,
+            std::time::Duration::from_millis(200),
+        ));
+        let answerer = tokio::spawn(async move {
+            while let Some(call) = calls_rx.recv().await {
+                let _ = call.reply.send(Ok(json!("fine")));
+            }
+        });
+        let bounded = std::time::Duration::from_secs(10);
+        // An idle connection (half a request, no newline) takes the only slot, then is told why it is closed.
+        let mut idle = UnixStream::connect(&path).await.unwrap();
+        idle.write_all(br#"{"cmd":"sta"#).await.unwrap();
+        let mut text = String::new();
+        tokio::time::timeout(bounded, idle.read_to_string(&mut text))
+            .await
+            .expect("the idle connection was never closed")
+            .unwrap();
+        assert!(text.contains("no complete request within"), "{text}");
+        // Its slot is free again: a new client is served.
+        let deadline = tokio::time::Instant::now() + bounded;
+        while slots.available_permits() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        c.write_all(b"{\"cmd\":\"status\"}\n").await.unwrap();
+        let mut r = BufReader::new(c);
+        let mut line = String::new();
+        tokio::time::timeout(bounded, r.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(line.contains("\"ok\":true"), "{line}");
+        // A listening connection is never closed for being idle.
+        r.get_mut()
+            .write_all(b"{\"cmd\":\"listen\"}\n")
+            .await
+            .unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.contains("listening"), "{line}");
+        line.clear();
+        let more = tokio::time::timeout(
+            std::time::Duration::from_millis(600),
+            r.read_line(&mut line),
+        )
+        .await;
+        assert!(more.is_err(), "a listener was closed: {line:?}");
+        // While it holds the only slot, the next client is told so (and can read it after sending its request).
+        let mut extra = UnixStream::connect(&path).await.unwrap();
+        let _ = extra.write_all(b"{\"cmd\":\"status\"}\n").await;
+        let mut text = String::new();
+        tokio::time::timeout(bounded, extra.read_to_string(&mut text))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(text.contains("too many control connections"), "{text}");
+        server.abort();
+        answerer.abort();
     }
 
     #[tokio::test(flavor = "current_thread")]

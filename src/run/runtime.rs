@@ -177,7 +177,9 @@ impl Loop {
                 }
             }
             let value = self.event_json(&event);
-            tracing::info!(target: "meshnode::event", "{value}");
+            // Message text is private (decrypted, or for members only): never in the log above TRACE.
+            tracing::info!(target: "meshnode::event", "{}", log_view(&value));
+            tracing::trace!(target: "meshnode::event", "{value}");
             self.events_published = self.events_published.saturating_add(1);
             // No listener is fine: send only fails when nobody subscribes.
             let _ = self.events.send(Arc::from(value.to_string()));
@@ -187,8 +189,12 @@ impl Loop {
     fn event_json(&self, event: &Event) -> Value {
         let value = super::events::event_json(event, &|id| self.nickname_of(id));
         if value["event"] == super::events::UNKNOWN {
-            // A variant added to `mesh` after this version: logged in full here, never put in the JSON.
-            tracing::warn!(?event, "an event this version of meshnode cannot describe");
+            // A variant added to `mesh` after this version: never put in the JSON, logged in full only at TRACE
+            // (it may carry message text).
+            tracing::warn!(
+                "an event this version of meshnode cannot describe (details at TRACE level)"
+            );
+            tracing::trace!(?event, "the event this version of meshnode cannot describe");
         }
         value
     }
@@ -210,7 +216,9 @@ impl Loop {
     }
 
     fn peer(&self, spec: &str) -> Result<NodeId, String> {
-        resolve_peer(spec, &self.candidates())
+        // The loop is not handed this node's nickname: naming this node by its id (or an id prefix) is refused,
+        // and by its nickname only when another node announces it too (then it is some other peer).
+        resolve_peer(spec, (self.driver.node.node_id(), ""), &self.candidates())
     }
 
     fn handle(&mut self, command: Command, now: mesh::time::Instant) -> Reply {
@@ -226,12 +234,13 @@ impl Loop {
                 .map_err(|e| format!("cannot encode the counters: {e}")),
             Command::Send { peer, text } => {
                 let id = self.peer(&peer)?;
+                let known = self.candidates().iter().any(|(c, _)| *c == id);
                 let msg = self
                     .driver
                     .node
                     .send(id, text.as_bytes(), now)
                     .map_err(|e| format!("cannot send to {id}: {e}"))?;
-                Ok(json!({"to": id.to_string(), "id": format!("{:016x}", msg.0)}))
+                Ok(send_answer(id, msg.0, known))
             }
             Command::Broadcast { text } => {
                 let msg = self
@@ -385,6 +394,29 @@ impl Loop {
     }
 }
 
+/// The answer to `send`: `queued` is true when the peer is not known yet, and `note` then says what happens.
+fn send_answer(to: NodeId, msg: u64, known: bool) -> Value {
+    let mut v = json!({"to": to.to_string(), "id": format!("{msg:016x}"), "queued": !known});
+    if !known {
+        v["note"] = json!(format!(
+            "peer {to} is not known yet: the message waits in the outbox and will be delivered when the peer \
+             appears (or fails when it expires)"
+        ));
+    }
+    v
+}
+
+/// An event as the log shows it at INFO: a message's text replaced by its length in bytes.
+fn log_view(event: &Value) -> Value {
+    let mut v = event.clone();
+    if let Some(map) = v.as_object_mut() {
+        if let Some(Value::String(text)) = map.remove("text") {
+            map.insert("bytes".into(), json!(text.len()));
+        }
+    }
+    v
+}
+
 /// What a user reads when a message on `channel` was refused.
 fn send_channel_error(channel: &str, e: NodeError) -> String {
     match e {
@@ -487,6 +519,39 @@ mod tests {
                 assert!(v[k].is_u64(), "{k}");
             }
         }
+    }
+
+    #[test]
+    fn the_log_view_of_a_message_has_its_length_not_its_text() {
+        let e = json!({"event": "message", "from": "0102030405060708", "nickname": "a", "kind": "private",
+            "channel": null, "id": "0000000000000001", "text": "secret words"});
+        let v = log_view(&e);
+        assert!(!v.to_string().contains("secret"), "{v}");
+        assert_eq!(v["bytes"], 12);
+        for k in ["from", "kind", "channel", "id", "nickname"] {
+            assert_eq!(v[k], e[k], "{k}");
+        }
+        let other = json!({"event": "peer_gone", "peer": "0102030405060708", "nickname": ""});
+        assert_eq!(log_view(&other), other);
+    }
+
+    #[test]
+    fn a_send_to_an_unknown_peer_says_it_is_queued() {
+        let to = NodeId([1, 2, 3, 4, 5, 6, 7, 8]);
+        let v = send_answer(to, 5, true);
+        assert_eq!(
+            v,
+            json!({"to": "0102030405060708", "id": "0000000000000005", "queued": false})
+        );
+        let v = send_answer(to, 5, false);
+        assert_eq!(v["queued"], true);
+        assert!(
+            v["note"]
+                .as_str()
+                .unwrap()
+                .contains("will be delivered when the peer appears"),
+            "{v}"
+        );
     }
 
     #[test]

@@ -56,6 +56,17 @@ pub fn start(dir: &Path, args: &[String]) -> Proc {
 /// `meshnode run` inside the network namespace `netns` (through `ip netns exec`, which execs the node in place, so
 /// killing the child kills the node), or in this process's namespace.
 pub fn start_in(netns: Option<&str>, dir: &Path, args: &[String]) -> Proc {
+    start_with(netns, dir, args, "warn", Stdio::null())
+}
+
+/// `meshnode run` with its log filter `filter` and its stderr (the log) going to `stderr`.
+pub fn start_with(
+    netns: Option<&str>,
+    dir: &Path,
+    args: &[String],
+    filter: &str,
+    stderr: impl Into<Stdio>,
+) -> Proc {
     let mut command = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -69,10 +80,10 @@ pub fn start_in(netns: Option<&str>, dir: &Path, args: &[String]) -> Proc {
         .arg("--data-dir")
         .arg(dir)
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", filter)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let proc = Proc(child);
@@ -97,12 +108,17 @@ pub fn unlock_args(dir: &Path, i: usize) -> Vec<String> {
 }
 
 pub fn udp_node(dir: &Path, ports: &[u16], i: usize) -> Proc {
+    start(dir, &udp_args(dir, ports, i, &format!("n{i}")))
+}
+
+/// The flags of node `i` of a line on loopback (neighbours `i - 1` and `i + 1`), announcing `nickname`.
+pub fn udp_args(dir: &Path, ports: &[u16], i: usize, nickname: &str) -> Vec<String> {
     let mut args: Vec<String> = unlock_args(dir, i);
     args.extend([
         "--radio".into(),
         "udp".into(),
         "--nickname".into(),
-        format!("n{i}"),
+        nickname.into(),
         "--udp-bind".into(),
         format!("127.0.0.1:{}", ports[i]),
     ]);
@@ -112,7 +128,7 @@ pub fn udp_node(dir: &Path, ports: &[u16], i: usize) -> Proc {
             args.push(format!("127.0.0.1:{p}"));
         }
     }
-    start(dir, &args)
+    args
 }
 
 /// Runs `meshnode ctl --json ...`; returns (success, stdout JSON or null, stderr).
