@@ -187,6 +187,16 @@ fn stats_are_an_object_of_numbers() {
         (knows(&paths[0], &ids[1]) && knows(&paths[1], &ids[0])).then_some(())
     });
 
+    // Status names this node, nickname included; naming this node as a peer is refused.
+    let (ok, v, err) = ctl(&paths[0], &["status"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        (v["id"].as_str(), v["nickname"].as_str()),
+        (Some(ids[0].as_str()), Some("n0"))
+    );
+    let (ok, _, err) = ctl(&paths[0], &["send", "n0", "to myself"]);
+    assert!(!ok && err.contains("that is this node"), "{err}");
+
     let (ok, v, err) = ctl(&paths[0], &["stats"]);
     assert!(ok, "{err}");
     assert!(v.is_object(), "{v}");

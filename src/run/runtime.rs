@@ -216,9 +216,8 @@ impl Loop {
     }
 
     fn peer(&self, spec: &str) -> Result<NodeId, String> {
-        // The loop is not handed this node's nickname: naming this node by its id (or an id prefix) is refused,
-        // and by its nickname only when another node announces it too (then it is some other peer).
-        resolve_peer(spec, (self.driver.node.node_id(), ""), &self.candidates())
+        let node = &self.driver.node;
+        resolve_peer(spec, (node.node_id(), node.nickname()), &self.candidates())
     }
 
     fn handle(&mut self, command: Command, now: mesh::time::Instant) -> Reply {
@@ -311,6 +310,7 @@ impl Loop {
         let sessions = peers.iter().filter(|p| p.session.is_established()).count();
         json!({
             "id": self.driver.node.node_id().to_string(),
+            "nickname": self.driver.node.nickname(),
             "fingerprint": self.fingerprint(),
             "radio": self.radio_name,
             "uptime_s": self.clock.uptime_ms() / 1000,

@@ -161,6 +161,11 @@ impl Node {
         self.id
     }
 
+    /// The nickname this node announces (as configured; announces carry at most its first 32 bytes).
+    pub fn nickname(&self) -> &str {
+        &self.config.nickname
+    }
+
     /// A link came up with the given ATT MTU: the node sends its link-local hello on it at once and every
     /// `hello_interval` after. A link already up is restarted (fresh fragmenter and reassembler).
     pub fn link_up(&mut self, link: LinkId, att_mtu: u16, now: Instant) {
