@@ -25,7 +25,8 @@
 //! nothing.
 //!
 //! Invariant: requests reach the node loop only through a bounded channel; a request that fails validation never
-//! reaches it; passwords are used to derive the channel key here (off the node loop) and never logged; the socket
+//! reaches it; passwords are used to derive the channel key here (off the node loop, on the one channel-key worker of
+//! [`kdf`]) and never logged; the socket
 //! file is removed when the server stops, and a stale one is replaced only after checking nobody answers on it.
 
 use std::io;
@@ -40,6 +41,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+
+pub mod kdf;
 
 /// The socket's file name inside the data directory.
 pub const SOCKET_FILE: &str = "control.sock";
@@ -428,12 +431,13 @@ async fn into_command(req: Request) -> Result<Command, String> {
             if password.is_empty() {
                 return Err("empty channel password: give the channel's password".into());
             }
-            let key = tokio::task::spawn_blocking(move || {
-                ChannelKey::derive(&channel, password.as_bytes())
-            })
-            .await
-            .map_err(|_| "channel key derivation failed".to_string())?
-            .map_err(|e| format!("cannot derive the channel key: {e}"))?;
+            // On the one channel-key worker (see `kdf`): one 19 MiB buffer however many joins run.
+            let password = zeroize::Zeroizing::new(password);
+            let key = kdf::shared()
+                .map_err(|e| e.to_string())?
+                .derive(channel, password)
+                .await
+                .map_err(|e| e.to_string())?;
             Command::Join { key }
         }
         Request::Leave { channel } => Command::Leave { channel },
