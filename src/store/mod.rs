@@ -41,6 +41,7 @@
 //! way out; a wrong passphrase is [`StoreError::WrongPassphrase`] and writes nothing. Multi-key invariants are
 //! written in one transaction; the identity and pins are flushed before the node uses them.
 
+pub mod channels;
 mod error;
 mod files;
 mod identity;
@@ -60,6 +61,7 @@ use std::path::{Path, PathBuf};
 use mesh::identity::{Identity, NodeId};
 use sled::Transactional;
 
+pub use channels::MAX_STORED_CHANNELS;
 pub use error::StoreError;
 pub use key::{associated_data, KdfParams, Passphrase, PassphraseError, StorageKey};
 pub use legacy::LEGACY_KEY_FILE;
@@ -97,11 +99,13 @@ pub enum TreeName {
     Outbox = 5,
     /// Received message ids (exactly-once delivery across restarts).
     Seen = 6,
+    /// Joined password channels, their keys sealed (schema 2).
+    Channels = 7,
 }
 
 impl TreeName {
     /// Every tree, in index order.
-    pub const ALL: [TreeName; 7] = [
+    pub const ALL: [TreeName; 8] = [
         TreeName::Meta,
         TreeName::Identity,
         TreeName::Peers,
@@ -109,6 +113,7 @@ impl TreeName {
         TreeName::Nonces,
         TreeName::Outbox,
         TreeName::Seen,
+        TreeName::Channels,
     ];
 
     /// The tree's name in sled.
@@ -121,12 +126,21 @@ impl TreeName {
             TreeName::Nonces => "nonces",
             TreeName::Outbox => "outbox",
             TreeName::Seen => "seen",
+            TreeName::Channels => "channels",
+        }
+    }
+
+    /// The schema version that added the tree: a database of an older version lacks it until migrated.
+    pub fn since(self) -> u32 {
+        match self {
+            TreeName::Channels => 2,
+            _ => 1,
         }
     }
 }
 
 /// The open trees, indexed by [`TreeName`].
-pub struct Trees([sled::Tree; 7]);
+pub struct Trees([sled::Tree; 8]);
 
 impl Trees {
     fn open(db: &sled::Db, path: &Path) -> Result<Trees, StoreError> {
@@ -142,6 +156,7 @@ impl Trees {
             open(TreeName::Nonces)?,
             open(TreeName::Outbox)?,
             open(TreeName::Seen)?,
+            open(TreeName::Channels)?,
         ]))
     }
 
@@ -453,16 +468,43 @@ fn open_existing(db_path: &Path) -> Result<Existing, StoreError> {
         path: db_path.to_path_buf(),
         detail,
     };
+    // The trees this database must have are those of its schema version: a newer tree is created (empty) when
+    // the trees are opened, then the migration steps bring the version up.
     let names = db.tree_names();
+    let has = |t: TreeName| {
+        names
+            .iter()
+            .any(|have| have.as_ref() == t.name().as_bytes())
+    };
+    let found = if has(TreeName::Meta) {
+        let meta = db
+            .open_tree(TreeName::Meta.name())
+            .map_err(|e| sled_open_error(db_path, "open a tree of", e))?;
+        schema::read_version_in(&meta, db_path)?
+    } else {
+        1
+    };
+    if found > CURRENT_SCHEMA {
+        // Refused before anything (even an empty tree) is created in it.
+        return Err(StoreError::TooNew {
+            path: db_path.to_path_buf(),
+            found,
+            supported: CURRENT_SCHEMA,
+        });
+    }
     let missing: Vec<&str> = TreeName::ALL
         .iter()
+        .filter(|t| t.since() <= found.max(1) && !has(**t))
         .map(|t| t.name())
-        .filter(|n| !names.iter().any(|have| have.as_ref() == n.as_bytes()))
         .collect();
     if !missing.is_empty() {
+        let (s, are) = if missing.len() == 1 {
+            ("", "is")
+        } else {
+            ("s", "are")
+        };
         return Err(corrupt(format!(
-            "tree{} {} missing",
-            if missing.len() == 1 { " is" } else { "s are" },
+            "tree{s} {} {are} missing",
             missing.join(", ")
         )));
     }
