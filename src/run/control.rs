@@ -433,11 +433,19 @@ async fn into_command(req: Request) -> Result<Command, String> {
             }
             // On the one channel-key worker (see `kdf`): one 19 MiB buffer however many joins run.
             let password = zeroize::Zeroizing::new(password);
-            let key = kdf::shared()
-                .map_err(|e| e.to_string())?
+            let worker = kdf::shared().map_err(|e| e.to_string())?;
+            let key = worker
                 .derive(channel, password)
                 .await
                 .map_err(|e| e.to_string())?;
+            let done = worker.stats();
+            tracing::debug!(
+                derivations = done.derivations.load(std::sync::atomic::Ordering::Relaxed),
+                buffers = done
+                    .buffer_allocations
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                "channel key derived"
+            );
             Command::Join { key }
         }
         Request::Leave { channel } => Command::Leave { channel },
