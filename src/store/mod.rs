@@ -1,5 +1,6 @@
 //! The node's store: one sled database per data directory, holding the identity sealed at rest, the peers it
-//! knows, and (filled by the runtime) sessions, nonce reservations, the outbox and received message ids.
+//! knows, and (filled by the runtime) sessions, nonce reservations, the outbox, received message ids and the
+//! password channels joined.
 //!
 //! # On disk
 //!
@@ -17,17 +18,19 @@
 //!
 //! | tree | key | value (record version) |
 //! |---|---|---|
-//! | `meta` | `schema` | schema version, `u32` (v1); see [`schema`] |
+//! | `meta` | `schema` | schema version, `u32` (v1): 2 since `channels` was added; see [`schema`] |
 //! | `meta` | `created_at` | Unix seconds when the store was created, `u64` (v1) |
 //! | `meta` | `node_id` | this node's id, 8 bytes (v1); must equal the identity record's |
 //! | `identity` | `keys` | public keys and node id in clear, key source (Argon2id salt and parameters, or the stored key of a store without passphrase), secret keys sealed with XChaCha20-Poly1305 (v1) |
 //! | `peers` | peer node id (8 bytes) | pin (keys, trusted by user, pinned at), nickname, first and last seen (v1); see [`peers`] |
-//! | `sessions` | peer node id (8 bytes) | *to be filled*: the session's transport keys and counters, sealed with [`StorageKey::seal`], associated data `associated_data("session", &[b"sessions", key, &[version]])` |
-//! | `nonces` | peer node id (8 bytes) | *to be filled*: the highest send nonce reserved for the session with that peer, `u64`; written and flushed before any nonce above the previous reservation goes on air |
-//! | `outbox` | message id (8, big-endian) | *to be filled*: destination node id, payload sealed with the storage key, created at, attempts |
-//! | `seen` | sender node id (8) ‖ message id (8, big-endian) | *to be filled*: Unix seconds received, `u64`; pruned by age; makes delivery exactly-once across restarts |
+//! | `sessions` | peer node id (8 bytes) | the session's transport keys and counters, sealed with [`StorageKey::seal`], associated data `associated_data("session", &[b"sessions", key, &[version]])`; see [`state`] |
+//! | `nonces` | peer node id (8 bytes) | the highest send nonce reserved for the session with that peer; written and flushed before any nonce above the previous reservation goes on air; see [`state`] |
+//! | `outbox` | destination (8) ‖ message id (8, big-endian) | expiry and payload sealed with the storage key; see [`state`] |
+//! | `seen` | sender node id (8) ‖ message id (8, big-endian) | delivery time; pruned by age; makes delivery exactly-once across restarts; see [`state`] |
+//! | `channels` (schema 2) | channel name (UTF-8, 1..=32 bytes) | the channel key derived from the password (never the password), sealed with [`StorageKey::seal`], associated data `associated_data("channel", &[b"channels", name, &[1]])` (v1); at most the node's `max_channels` records; see [`channels`] |
 //!
-//! Every tree is created with the database, so a missing tree is damage, not an old layout.
+//! Every tree of a schema version is created with the database (or by the migration to that version), so a
+//! missing tree is damage, not an old layout.
 //!
 //! # Opening
 //!
