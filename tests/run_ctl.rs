@@ -1,7 +1,8 @@
 //! Multi-process tests of `meshnode ctl` as a script uses it: password channels end to end (`join` with the
 //! password on stdin, `broadcast --channel`, what `ctl --json listen` and the human `ctl listen` show on members,
-//! on a member with the wrong password and on a node that did not join), the error for an unjoined channel, and the
-//! schema of `ctl --json stats`. Four UDP nodes in a line on loopback, 0 - 1 - 2 - 3.
+//! on a member with the wrong password and on a node that did not join), the error for an unjoined channel, joined
+//! channels surviving `kill -9` (and a left one staying left), and the schema of `ctl --json stats`. Four UDP nodes
+//! in a line on loopback, 0 - 1 - 2 - 3 (two for the restart test).
 //!
 //! Invariant: every child is killed when its handle drops, every directory is a tempdir, and every wait is a poll
 //! loop with a deadline. Absence is checked against a later message that took the same path: once it arrived,
@@ -537,4 +538,90 @@ fn a_refused_connection_shows_the_nodes_reason() {
         assert!(err.contains("too many control connections"), "{err}");
         assert!(!err.contains("Broken pipe"), "{err}");
     }
+}
+
+/// Kills a node with SIGKILL (no goodbye, no final flush) and waits until it is gone.
+fn kill_hard(mut node: Proc) {
+    node.0.kill().unwrap();
+    node.0.wait().unwrap();
+}
+
+/// Broadcasts on `channel` from `from` until `rx` shows one of them (links come back up after a restart).
+fn channel_until_heard(
+    from: &std::path::Path,
+    channel: &str,
+    rx: &mpsc::Receiver<serde_json::Value>,
+    text: &str,
+) {
+    let deadline = Instant::now() + WAIT;
+    for attempt in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "{text:?} never heard on #{channel}"
+        );
+        let t = format!("{text} {attempt}");
+        let (ok, v, err) = ctl(from, &["broadcast", "--channel", channel, &t]);
+        assert!(ok, "{err}");
+        assert_eq!(v["channel"], channel);
+        let until = Instant::now() + Duration::from_secs(2);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            if let Ok(v) = rx.recv_timeout(left) {
+                if v["event"] == "message" && v["channel"] == channel {
+                    let got = v["text"].as_str().unwrap_or_default();
+                    if got.starts_with(text) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn joined_channels_survive_a_kill_and_a_left_one_stays_left() {
+    let t0 = Instant::now();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let ports = free_ports(2);
+    let node0 = udp_node(&paths[0], &ports, 0);
+    let mut node1 = udp_node(&paths[1], &ports, 1);
+    let ids: Vec<String> = paths.iter().map(|p| node_id(p)).collect();
+    wait_for("the nodes to know each other", WAIT, || {
+        (knows(&paths[0], &ids[1]) && knows(&paths[1], &ids[0])).then_some(())
+    });
+
+    // Several joins at once on node 0 (they queue for the one key worker) and one on node 1.
+    let joins: Vec<_> = ["general", "a", "b", "c", "d"]
+        .into_iter()
+        .map(|ch| {
+            let dir = paths[0].clone();
+            std::thread::spawn(move || join(&dir, ch, "correct horse"))
+        })
+        .collect();
+    for j in joins {
+        j.join().unwrap();
+    }
+    join(&paths[1], "general", "correct horse");
+
+    // kill -9, restart: node 1 is still a member without joining again, both ways.
+    kill_hard(node1);
+    node1 = udp_node(&paths[1], &ports, 1);
+    let (_l1, rx1) = listen(&paths[1]);
+    let (_l0, rx0) = listen(&paths[0]);
+    channel_until_heard(&paths[0], "general", &rx1, "to the restarted node");
+    channel_until_heard(&paths[1], "general", &rx0, "from the restarted node");
+
+    // Left, killed, restarted: not joined, and saying so.
+    let (ok, v, err) = ctl(&paths[1], &["leave", "general"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["channel"], "general");
+    kill_hard(node1);
+    let _node1 = udp_node(&paths[1], &ports, 1);
+    let (ok, _, err) = ctl(&paths[1], &["broadcast", "--channel", "general", "gone"]);
+    assert!(!ok, "a channel left before the restart must stay left");
+    assert!(err.contains("has not joined channel"), "{err}");
+    let (ok, _, err) = ctl(&paths[1], &["leave", "general"]);
+    assert!(!ok && err.contains("not joined"), "{err}");
+    drop(node0);
+    eprintln!("channel persistence test took {:?}", t0.elapsed());
 }

@@ -11,7 +11,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+/// One 1 KiB block of Argon2 working memory, for [`ChannelKey::derive_with_memory`].
+pub use argon2::Block;
+use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
@@ -165,6 +167,12 @@ impl ChannelParams {
             parallelism,
         }
     }
+
+    /// How many 1 KiB Argon2 blocks a derivation with these parameters works in (what
+    /// [`ChannelKey::derive_with_memory`] needs), or [`ChannelError::InvalidParams`].
+    pub fn block_count(self) -> Result<usize, ChannelError> {
+        argon_params(self).map(|p| p.block_count())
+    }
 }
 
 impl Default for ChannelParams {
@@ -198,6 +206,38 @@ pub fn validate_channel_name(name: &str) -> Result<(), ChannelError> {
     }
 }
 
+fn check_inputs(name: &str, password: &[u8]) -> Result<(), ChannelError> {
+    validate_channel_name(name)?;
+    if password.is_empty() {
+        return Err(ChannelError::EmptyPassword);
+    }
+    if password.len() > MAX_CHANNEL_PASSWORD_LEN {
+        return Err(ChannelError::PasswordTooLong(password.len()));
+    }
+    Ok(())
+}
+
+fn argon_params(params: ChannelParams) -> Result<Params, ChannelError> {
+    Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(CHANNEL_KEY_LEN),
+    )
+    .map_err(|_| ChannelError::InvalidParams(params))
+}
+
+/// Working memory for one derivation with `params`, allocated fallibly and wiped when dropped.
+pub fn alloc_memory(params: ChannelParams) -> Result<Zeroizing<Vec<Block>>, ChannelError> {
+    let block_count = params.block_count()?;
+    let mut blocks: Zeroizing<Vec<Block>> = Zeroizing::new(Vec::new());
+    blocks
+        .try_reserve_exact(block_count)
+        .map_err(|_| ChannelError::OutOfMemory(params.memory_kib))?;
+    blocks.resize(block_count, Block::default());
+    Ok(blocks)
+}
+
 /// The key of one password channel, with the channel's name and tag. Zeroized on drop; `Debug` shows the name only.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct ChannelKey {
@@ -215,46 +255,49 @@ impl ChannelKey {
     }
 
     /// As [`Self::derive`] with other Argon2id parameters: for tests and demonstrations only, since the parameters
-    /// are not on air and other nodes use the defaults.
+    /// are not on air and other nodes use the defaults. Allocates its own working memory (fallibly) and wipes it.
     pub fn derive_with(
         name: &str,
         password: &[u8],
         params: ChannelParams,
     ) -> Result<ChannelKey, ChannelError> {
-        validate_channel_name(name)?;
-        if password.is_empty() {
-            return Err(ChannelError::EmptyPassword);
-        }
-        if password.len() > MAX_CHANNEL_PASSWORD_LEN {
-            return Err(ChannelError::PasswordTooLong(password.len()));
-        }
-        let argon_params = Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            Some(CHANNEL_KEY_LEN),
-        )
-        .map_err(|_| ChannelError::InvalidParams(params))?;
+        check_inputs(name, password)?;
+        // Our own working memory, so that a device without 19 MiB gets an error instead of an allocation failure.
+        let mut blocks = alloc_memory(params)?;
+        Self::derive_with_memory(name, password, params, &mut blocks)
+    }
+
+    /// As [`Self::derive_with`], with Argon2id's working memory provided by the caller, so that a caller deriving
+    /// many keys can reuse one buffer instead of allocating 19 MiB each time. `memory` must hold at least
+    /// [`ChannelParams::block_count`] blocks (else [`ChannelError::OutOfMemory`]); only that many are used, so the
+    /// key is the same whatever the buffer's length. Every block used is zeroized before this returns, success or
+    /// not: the buffer held password-derived state.
+    pub fn derive_with_memory(
+        name: &str,
+        password: &[u8],
+        params: ChannelParams,
+        memory: &mut [Block],
+    ) -> Result<ChannelKey, ChannelError> {
+        check_inputs(name, password)?;
+        let argon_params = argon_params(params)?;
         let block_count = argon_params.block_count();
+        // Exactly `block_count` blocks: argon2 0.5 mixes the slice's length into the addresses it computes, so a
+        // longer slice would give another key.
+        let blocks = memory
+            .get_mut(..block_count)
+            .ok_or(ChannelError::OutOfMemory(params.memory_kib))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
-
-        // Our own working memory, so that a device without 19 MiB gets an error instead of an allocation failure,
-        // and so that the blocks (which hold password-derived state) are wiped afterwards.
-        let mut blocks: Zeroizing<Vec<Block>> = Zeroizing::new(Vec::new());
-        blocks
-            .try_reserve_exact(block_count)
-            .map_err(|_| ChannelError::OutOfMemory(params.memory_kib))?;
-        blocks.resize(block_count, Block::default());
-
         let mut key = Zeroizing::new([0u8; CHANNEL_KEY_LEN]);
-        argon
-            .hash_password_into_with_memory(
-                password,
-                &channel_salt(name),
-                &mut key[..],
-                &mut blocks[..],
-            )
-            .map_err(|_| ChannelError::InvalidParams(params))?;
+        let result = argon.hash_password_into_with_memory(
+            password,
+            &channel_salt(name),
+            &mut key[..],
+            &mut *blocks,
+        );
+        for block in blocks.iter_mut() {
+            block.zeroize();
+        }
+        result.map_err(|_| ChannelError::InvalidParams(params))?;
         Ok(ChannelKey {
             key: *key,
             name: name.to_string(),
@@ -438,6 +481,34 @@ mod tests {
                 ChannelError::InvalidParams(bad)
             );
         }
+    }
+
+    #[test]
+    fn caller_memory_gives_the_same_key_is_reused_and_is_wiped() {
+        let expected = ChannelKey::derive_with("general", b"pw", CHEAP).unwrap();
+        let needed = CHEAP.block_count().unwrap();
+        assert_eq!(needed, 64);
+        // A longer buffer than needed: only the first `needed` blocks count, so the key is the same.
+        let mut memory = alloc_memory(ChannelParams::new(128, 1, 1)).unwrap();
+        for password in [&b"pw"[..], b"other", b"pw"] {
+            let key =
+                ChannelKey::derive_with_memory("general", password, CHEAP, &mut memory).unwrap();
+            assert_eq!(key.as_bytes() == expected.as_bytes(), password == b"pw");
+            assert!(memory.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)));
+        }
+        let mut short = alloc_memory(ChannelParams::new(32, 1, 1)).unwrap();
+        assert_eq!(
+            ChannelKey::derive_with_memory("general", b"pw", CHEAP, &mut short).unwrap_err(),
+            ChannelError::OutOfMemory(64)
+        );
+        assert_eq!(
+            ChannelKey::derive_with_memory("general", b"", CHEAP, &mut memory).unwrap_err(),
+            ChannelError::EmptyPassword
+        );
+        assert_eq!(
+            ChannelParams::new(7, 1, 1).block_count(),
+            Err(ChannelError::InvalidParams(ChannelParams::new(7, 1, 1)))
+        );
     }
 
     #[test]

@@ -56,4 +56,19 @@ fn default_derivation_matches_vector_and_uses_19_mib() {
     )
     .unwrap();
     assert_eq!(again.as_bytes(), key.as_bytes());
+    // And through caller-provided memory (how meshnode's key worker derives), in a buffer reused for a second key:
+    // the same key both times, and no further allocation of working memory.
+    let mut memory = mesh::channel::alloc_memory(ChannelParams::DEFAULT).unwrap();
+    for _ in 0..2 {
+        LARGEST.store(0, Ordering::Relaxed);
+        let reused = ChannelKey::derive_with_memory(
+            "general",
+            b"correct horse battery staple",
+            ChannelParams::DEFAULT,
+            &mut memory,
+        )
+        .unwrap();
+        assert_eq!(reused.as_bytes(), key.as_bytes());
+        assert!(LARGEST.load(Ordering::Relaxed) < 1024 * 1024);
+    }
 }

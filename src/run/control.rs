@@ -31,7 +31,8 @@
 //! an error line and closed, so idle clients cannot hold every slot.
 //!
 //! Invariant: requests reach the node loop only through a bounded channel; a request that fails validation never
-//! reaches it; passwords are used to derive the channel key here (off the node loop) and never logged; the socket
+//! reaches it; passwords are used to derive the channel key here (off the node loop, on the one channel-key worker of
+//! [`kdf`]) and never logged; the socket
 //! file is removed when the server stops, and a stale one is replaced only after checking nobody answers on it.
 
 use std::io;
@@ -46,6 +47,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+
+pub mod kdf;
 
 /// The socket's file name inside the data directory.
 pub const SOCKET_FILE: &str = "control.sock";
@@ -495,12 +498,21 @@ async fn into_command(req: Request) -> Result<Command, String> {
             if password.is_empty() {
                 return Err("empty channel password: give the channel's password".into());
             }
-            let key = tokio::task::spawn_blocking(move || {
-                ChannelKey::derive(&channel, password.as_bytes())
-            })
-            .await
-            .map_err(|_| "channel key derivation failed".to_string())?
-            .map_err(|e| format!("cannot derive the channel key: {e}"))?;
+            // On the one channel-key worker (see `kdf`): one 19 MiB buffer however many joins run.
+            let password = zeroize::Zeroizing::new(password);
+            let worker = kdf::shared().map_err(|e| e.to_string())?;
+            let key = worker
+                .derive(channel, password)
+                .await
+                .map_err(|e| e.to_string())?;
+            let done = worker.stats();
+            tracing::debug!(
+                derivations = done.derivations.load(std::sync::atomic::Ordering::Relaxed),
+                buffers = done
+                    .buffer_allocations
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                "channel key derived"
+            );
             Command::Join { key }
         }
         Request::Leave { channel } => Command::Leave { channel },

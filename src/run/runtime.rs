@@ -8,7 +8,9 @@
 //!
 //! The store: a peer that appears is recorded (nickname, first and last seen) in the `peers` tree, and at shutdown
 //! every known peer's last-seen time is written and the store flushed. Store errors here are logged, never fatal:
-//! the node keeps running on what it has in memory.
+//! the node keeps running on what it has in memory. Channels are the exception that must not be lost silently: a
+//! join is stored (key sealed, flushed) before it is answered, and a join the store refuses is refused; a leave
+//! removes the record first; at start the stored channels are rejoined with their keys, without deriving them again.
 
 use std::sync::Arc;
 
@@ -85,6 +87,7 @@ impl Loop {
         shutdown: impl std::future::Future<Output = &'static str>,
     ) -> Result<(), String> {
         tokio::pin!(shutdown);
+        self.rejoin_stored_channels();
         let mut more = false;
         loop {
             more = self.turn(more);
@@ -259,6 +262,18 @@ impl Loop {
             }
             Command::Join { key } => {
                 let name = key.name().to_string();
+                let node = &self.driver.node;
+                let max = node.max_channels();
+                if !node.has_joined(&name) && node.joined_channels().count() >= max {
+                    return Err(format!(
+                        "cannot join {name:?}: this node has joined {max} channels, the most it can; leave one first \
+                         (`meshnode ctl leave CHANNEL`)"
+                    ));
+                }
+                // Stored (and flushed) before the node uses it and the join is answered: a restart rejoins it.
+                self.store
+                    .save_channel(&key, max)
+                    .map_err(|e| format!("cannot join {name:?}: {e}"))?;
                 self.driver
                     .node
                     .join_channel(&name, key)
@@ -267,10 +282,18 @@ impl Loop {
                 Ok(json!({"channel": name}))
             }
             Command::Leave { channel } => {
-                self.driver
-                    .node
-                    .leave_channel(&channel)
+                // Forgotten by the store first: a leave answered is not undone by a restart.
+                let stored = self
+                    .store
+                    .remove_channel(&channel)
                     .map_err(|e| format!("cannot leave {channel:?}: {e}"))?;
+                match self.driver.node.leave_channel(&channel) {
+                    Ok(()) => {}
+                    // A stored record the node could not rejoin (damaged): removing it was the leave.
+                    Err(_) if stored => {}
+                    Err(e) => return Err(format!("cannot leave {channel:?}: {e}")),
+                }
+                tracing::info!(channel = %channel, "left channel");
                 Ok(json!({"channel": channel}))
             }
             Command::Trust { peer } => {
@@ -376,6 +399,30 @@ impl Loop {
 }
 
 impl Loop {
+    /// Rejoins the channels the store keeps (joined before a restart), with their stored keys: no password, no
+    /// derivation. One that cannot be read or joined is logged with the way out and left out; the node runs on.
+    fn rejoin_stored_channels(&mut self) {
+        let mut joined = Vec::new();
+        for stored in self.store.load_channels() {
+            let key = match stored {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    continue;
+                }
+            };
+            let name = key.name().to_string();
+            match self.driver.node.join_channel(&name, key) {
+                Ok(()) => joined.push(name),
+                Err(e) => tracing::error!(channel = %name,
+                    "a stored channel was not rejoined: {e}; leave it (`meshnode ctl leave CHANNEL`) to forget it"),
+            }
+        }
+        if !joined.is_empty() {
+            tracing::info!(channels = ?joined, "rejoined the channels joined before the restart");
+        }
+    }
+
     /// Writes every known peer's last-seen time (its last announce, in wall-clock seconds) and flushes the store.
     fn save_last_seen(&self, now: mesh::time::Instant) {
         let wall = unix_now();

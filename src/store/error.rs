@@ -118,6 +118,23 @@ pub enum StoreError {
         /// The id the keys own.
         owner: String,
     },
+    /// The node keeps as many channels as it can join; another one is refused. Nothing was written.
+    #[error("this node already keeps {limit} joined channels, the most it can: leave one (`meshnode ctl leave CHANNEL`) before joining another")]
+    TooManyChannels {
+        /// The bound.
+        limit: usize,
+    },
+    /// A stored channel that cannot be read back (a value that does not decode, a sealed key that does not open, a
+    /// name that is not a valid channel name). Only that channel is affected: the rest of the store is usable.
+    #[error("the stored channel {channel} in {path} is damaged ({detail}), so it is not joined: join it again (`meshnode ctl join CHANNEL`) to replace the record, or leave it (`meshnode ctl leave CHANNEL`) to remove it")]
+    DamagedChannel {
+        /// The database directory.
+        path: PathBuf,
+        /// The channel's name as stored (its key in tree `channels`; hex when not text).
+        channel: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Making or using the storage key failed (RNG, memory, parameters).
     #[error("{0}")]
     Key(#[from] KeyError),

@@ -1,5 +1,6 @@
 //! The node's store: one sled database per data directory, holding the identity sealed at rest, the peers it
-//! knows, and (filled by the runtime) sessions, nonce reservations, the outbox and received message ids.
+//! knows, and (filled by the runtime) sessions, nonce reservations, the outbox, received message ids and the
+//! password channels joined.
 //!
 //! # On disk
 //!
@@ -17,17 +18,19 @@
 //!
 //! | tree | key | value (record version) |
 //! |---|---|---|
-//! | `meta` | `schema` | schema version, `u32` (v1); see [`schema`] |
+//! | `meta` | `schema` | schema version, `u32` (v1): 2 since `channels` was added; see [`schema`] |
 //! | `meta` | `created_at` | Unix seconds when the store was created, `u64` (v1) |
 //! | `meta` | `node_id` | this node's id, 8 bytes (v1); must equal the identity record's |
 //! | `identity` | `keys` | public keys and node id in clear, key source (Argon2id salt and parameters, or the stored key of a store without passphrase), secret keys sealed with XChaCha20-Poly1305 (v1) |
 //! | `peers` | peer node id (8 bytes) | pin (keys, trusted by user, pinned at), nickname, first and last seen (v1); see [`peers`] |
-//! | `sessions` | peer node id (8 bytes) | *to be filled*: the session's transport keys and counters, sealed with [`StorageKey::seal`], associated data `associated_data("session", &[b"sessions", key, &[version]])` |
-//! | `nonces` | peer node id (8 bytes) | *to be filled*: the highest send nonce reserved for the session with that peer, `u64`; written and flushed before any nonce above the previous reservation goes on air |
-//! | `outbox` | message id (8, big-endian) | *to be filled*: destination node id, payload sealed with the storage key, created at, attempts |
-//! | `seen` | sender node id (8) ‖ message id (8, big-endian) | *to be filled*: Unix seconds received, `u64`; pruned by age; makes delivery exactly-once across restarts |
+//! | `sessions` | peer node id (8 bytes) | the session's transport keys and counters, sealed with [`StorageKey::seal`], associated data `associated_data("session", &[b"sessions", key, &[version]])`; see [`state`] |
+//! | `nonces` | peer node id (8 bytes) | the highest send nonce reserved for the session with that peer; written and flushed before any nonce above the previous reservation goes on air; see [`state`] |
+//! | `outbox` | destination (8) ‖ message id (8, big-endian) | expiry and payload sealed with the storage key; see [`state`] |
+//! | `seen` | sender node id (8) ‖ message id (8, big-endian) | delivery time; pruned by age; makes delivery exactly-once across restarts; see [`state`] |
+//! | `channels` (schema 2) | channel name (UTF-8, 1..=32 bytes) | the channel key derived from the password (never the password), sealed with [`StorageKey::seal`], associated data `associated_data("channel", &[b"channels", name, &[1]])` (v1); at most the node's `max_channels` records; see [`channels`] |
 //!
-//! Every tree is created with the database, so a missing tree is damage, not an old layout.
+//! Every tree of a schema version is created with the database (or by the migration to that version), so a
+//! missing tree is damage, not an old layout.
 //!
 //! # Opening
 //!
@@ -41,6 +44,7 @@
 //! way out; a wrong passphrase is [`StoreError::WrongPassphrase`] and writes nothing. Multi-key invariants are
 //! written in one transaction; the identity and pins are flushed before the node uses them.
 
+pub mod channels;
 mod error;
 mod files;
 mod identity;
@@ -60,6 +64,7 @@ use std::path::{Path, PathBuf};
 use mesh::identity::{Identity, NodeId};
 use sled::Transactional;
 
+pub use channels::MAX_STORED_CHANNELS;
 pub use error::StoreError;
 pub use key::{associated_data, KdfParams, Passphrase, PassphraseError, StorageKey};
 pub use legacy::LEGACY_KEY_FILE;
@@ -97,11 +102,13 @@ pub enum TreeName {
     Outbox = 5,
     /// Received message ids (exactly-once delivery across restarts).
     Seen = 6,
+    /// Joined password channels, their keys sealed (schema 2).
+    Channels = 7,
 }
 
 impl TreeName {
     /// Every tree, in index order.
-    pub const ALL: [TreeName; 7] = [
+    pub const ALL: [TreeName; 8] = [
         TreeName::Meta,
         TreeName::Identity,
         TreeName::Peers,
@@ -109,6 +116,7 @@ impl TreeName {
         TreeName::Nonces,
         TreeName::Outbox,
         TreeName::Seen,
+        TreeName::Channels,
     ];
 
     /// The tree's name in sled.
@@ -121,12 +129,21 @@ impl TreeName {
             TreeName::Nonces => "nonces",
             TreeName::Outbox => "outbox",
             TreeName::Seen => "seen",
+            TreeName::Channels => "channels",
+        }
+    }
+
+    /// The schema version that added the tree: a database of an older version lacks it until migrated.
+    pub fn since(self) -> u32 {
+        match self {
+            TreeName::Channels => 2,
+            _ => 1,
         }
     }
 }
 
 /// The open trees, indexed by [`TreeName`].
-pub struct Trees([sled::Tree; 7]);
+pub struct Trees([sled::Tree; 8]);
 
 impl Trees {
     fn open(db: &sled::Db, path: &Path) -> Result<Trees, StoreError> {
@@ -142,6 +159,7 @@ impl Trees {
             open(TreeName::Nonces)?,
             open(TreeName::Outbox)?,
             open(TreeName::Seen)?,
+            open(TreeName::Channels)?,
         ]))
     }
 
@@ -453,16 +471,43 @@ fn open_existing(db_path: &Path) -> Result<Existing, StoreError> {
         path: db_path.to_path_buf(),
         detail,
     };
+    // The trees this database must have are those of its schema version: a newer tree is created (empty) when
+    // the trees are opened, then the migration steps bring the version up.
     let names = db.tree_names();
+    let has = |t: TreeName| {
+        names
+            .iter()
+            .any(|have| have.as_ref() == t.name().as_bytes())
+    };
+    let found = if has(TreeName::Meta) {
+        let meta = db
+            .open_tree(TreeName::Meta.name())
+            .map_err(|e| sled_open_error(db_path, "open a tree of", e))?;
+        schema::read_version_in(&meta, db_path)?
+    } else {
+        1
+    };
+    if found > CURRENT_SCHEMA {
+        // Refused before anything (even an empty tree) is created in it.
+        return Err(StoreError::TooNew {
+            path: db_path.to_path_buf(),
+            found,
+            supported: CURRENT_SCHEMA,
+        });
+    }
     let missing: Vec<&str> = TreeName::ALL
         .iter()
+        .filter(|t| t.since() <= found.max(1) && !has(**t))
         .map(|t| t.name())
-        .filter(|n| !names.iter().any(|have| have.as_ref() == n.as_bytes()))
         .collect();
     if !missing.is_empty() {
+        let (s, are) = if missing.len() == 1 {
+            ("", "is")
+        } else {
+            ("s", "are")
+        };
         return Err(corrupt(format!(
-            "tree{} {} missing",
-            if missing.len() == 1 { " is" } else { "s are" },
+            "tree{s} {} {are} missing",
             missing.join(", ")
         )));
     }

@@ -1,7 +1,8 @@
 //! The schema version of the database and the migrations between versions, run at open.
 //!
 //! Tree `meta`, key `schema`, holds the version as a [`SchemaVersion`] record. Schema 1 is the first database
-//! schema (the trees and records described in `mod.rs`). What came before it is not a database but a plaintext
+//! schema; schema 2 adds tree `channels` (see [`MIGRATIONS`]; `mod.rs` describes the trees and records). What came
+//! before it is not a database but a plaintext
 //! `identity.key`; that step needs the passphrase, so it runs at unlock (`legacy.rs`), not here.
 //!
 //! A migration from version `n` to `n + 1` reads what it needs and returns the writes to make; [`migrate`] applies
@@ -21,7 +22,7 @@ use super::value::{decode, encode, Record};
 use super::{StoreError, TreeName, Trees};
 
 /// The schema this build writes and reads.
-pub const CURRENT_SCHEMA: u32 = 1;
+pub const CURRENT_SCHEMA: u32 = 2;
 
 /// The key of the schema version in tree `meta`.
 pub(super) const SCHEMA_KEY: &[u8] = b"schema";
@@ -56,13 +57,28 @@ pub struct Migration {
     pub step: fn(&Trees, &Path) -> Result<Vec<Write>, StoreError>,
 }
 
-/// The migrations of this build, in order. Schema 1 is the first database schema, so there is none yet; the next
-/// schema adds `Migration { from: 1, .. }` here (the tests show the shape with a schema 2 of their own).
-pub const MIGRATIONS: &[Migration] = &[];
+/// The migrations of this build, in order.
+///
+/// - 1 → 2: adds tree `channels` (joined password channels). The tree itself is created empty when the trees are
+///   opened, before the migrations run (a crash between the two leaves an empty extra tree at version 1, which the
+///   next open migrates the same way); the step has nothing to rewrite, and only the version changes.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    what: "add tree `channels` (joined password channels)",
+    step: add_channels_tree,
+}];
+
+fn add_channels_tree(_trees: &Trees, _db: &Path) -> Result<Vec<Write>, StoreError> {
+    Ok(Vec::new())
+}
 
 /// Reads the schema version in `meta`.
 pub(super) fn read_version(trees: &Trees, db: &Path) -> Result<u32, StoreError> {
-    let meta = trees.get(TreeName::Meta);
+    read_version_in(trees.get(TreeName::Meta), db)
+}
+
+/// Reads the schema version in the tree `meta`.
+pub(super) fn read_version_in(meta: &sled::Tree, db: &Path) -> Result<u32, StoreError> {
     let bytes = meta
         .get(SCHEMA_KEY)
         .map_err(|e| StoreError::Database {

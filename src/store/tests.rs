@@ -448,8 +448,8 @@ fn a_database_from_a_newer_meshnode_is_refused_unchanged() {
 
 #[test]
 fn a_schema_1_database_written_by_hand_opens_as_the_current_schema() {
-    // What schema 1 is, written record by record without the store's own creation code: a later schema's
-    // migration test starts from exactly this.
+    // What schema 1 is, written record by record without the store's own creation code: its trees (no
+    // `channels`, which schema 2 added), meta and the identity record.
     let (_tmp, dir) = data_dir();
     fs::create_dir_all(&dir).unwrap();
     let identity = Identity::from_secrets([3; 32], [4; 32]);
@@ -464,7 +464,7 @@ fn a_schema_1_database_written_by_hand_opens_as_the_current_schema() {
     )
     .unwrap();
     with_raw_db(&dir, |db| {
-        for t in TreeName::ALL {
+        for t in TreeName::ALL.into_iter().filter(|t| t.since() == 1) {
             db.open_tree(t.name()).unwrap();
         }
         let meta = db.open_tree("meta").unwrap();
@@ -484,10 +484,32 @@ fn a_schema_1_database_written_by_hand_opens_as_the_current_schema() {
     let opened = open(&dir, Unlock::NoPassphrase).unwrap();
     assert_eq!(opened.identity.node_id(), identity.node_id());
     assert_eq!(opened.store.created_at().unwrap(), 0);
+    // Migrated 1 -> 2: tree `channels` is there (empty, usable) and the version says so, on disk too.
+    assert_eq!(CURRENT_SCHEMA, 2);
+    assert!(opened.store.load_channels().is_empty());
+    let key = mesh::channel::ChannelKey::from_bytes("general", [7; 32]).unwrap();
+    opened.store.save_channel(&key, 16).unwrap();
+    drop(opened);
+    let after = dump(&dir);
+    let version: SchemaVersion = decode(&after[&("meta".to_string(), b"schema".to_vec())]).unwrap();
+    assert_eq!(version, SchemaVersion(2));
+    assert!(after.contains_key(&("channels".to_string(), b"general".to_vec())));
+    let opened = open(&dir, Unlock::NoPassphrase).unwrap();
+    assert_eq!(opened.store.channel_names().unwrap(), ["#general"]);
 }
 
-/// A schema 2 of the tests' own, to exercise the migration mechanism: it moves `meta/created_at` to `meta/born`.
-fn step_1_to_2(trees: &Trees, _db: &Path) -> Result<Vec<Write>, StoreError> {
+#[test]
+fn a_schema_2_database_without_its_channels_tree_is_damage() {
+    let (_tmp, dir) = data_dir();
+    drop(open(&dir, Unlock::NoPassphrase).unwrap());
+    with_raw_db(&dir, |db| assert!(db.drop_tree("channels").unwrap()));
+    let err = SealedStore::open(&dir).err().unwrap();
+    expect_corrupt(err, &dir, "tree channels is missing");
+}
+
+/// A next schema of the tests' own, to exercise the migration mechanism: it moves `meta/created_at` to
+/// `meta/born`.
+fn step_to_next(trees: &Trees, _db: &Path) -> Result<Vec<Write>, StoreError> {
     let meta = trees.get(TreeName::Meta);
     let v = meta.get(b"created_at").unwrap().unwrap();
     Ok(vec![
@@ -513,6 +535,7 @@ fn failing_step(_trees: &Trees, db: &Path) -> Result<Vec<Write>, StoreError> {
 
 #[test]
 fn migrations_run_in_order_each_in_one_transaction_and_a_failure_changes_nothing() {
+    const NEXT: u32 = CURRENT_SCHEMA + 1;
     let (_tmp, dir) = data_dir();
     drop(open(&dir, Unlock::NoPassphrase).unwrap());
     let db_path = dir.join(DB_DIR);
@@ -523,11 +546,11 @@ fn migrations_run_in_order_each_in_one_transaction_and_a_failure_changes_nothing
     with_raw_db(&dir, |db| {
         let trees = Trees::open(db, &db_path).unwrap();
         let steps = [Migration {
-            from: 1,
+            from: CURRENT_SCHEMA,
             what: "fails",
             step: failing_step,
         }];
-        let err = schema::migrate(&trees, &db_path, &steps, 2).unwrap_err();
+        let err = schema::migrate(&trees, &db_path, &steps, NEXT).unwrap_err();
         assert!(err.to_string().contains("cannot migrate"), "{err}");
     });
     assert_eq!(dump(&dir), before);
@@ -535,7 +558,7 @@ fn migrations_run_in_order_each_in_one_transaction_and_a_failure_changes_nothing
     // No step for a version: damage, nothing changed.
     with_raw_db(&dir, |db| {
         let trees = Trees::open(db, &db_path).unwrap();
-        let err = schema::migrate(&trees, &db_path, &[], 2).unwrap_err();
+        let err = schema::migrate(&trees, &db_path, &[], NEXT).unwrap_err();
         assert!(err.to_string().contains("no migration"), "{err}");
     });
     assert_eq!(dump(&dir), before);
@@ -544,20 +567,26 @@ fn migrations_run_in_order_each_in_one_transaction_and_a_failure_changes_nothing
     with_raw_db(&dir, |db| {
         let trees = Trees::open(db, &db_path).unwrap();
         let steps = [Migration {
-            from: 1,
+            from: CURRENT_SCHEMA,
             what: "rename created_at to born",
-            step: step_1_to_2,
+            step: step_to_next,
         }];
-        assert_eq!(schema::migrate(&trees, &db_path, &steps, 2).unwrap(), 1);
-        assert_eq!(schema::read_version(&trees, &db_path).unwrap(), 2);
+        assert_eq!(
+            schema::migrate(&trees, &db_path, &steps, NEXT).unwrap(),
+            CURRENT_SCHEMA
+        );
+        assert_eq!(schema::read_version(&trees, &db_path).unwrap(), NEXT);
         // Idempotent: at the target, nothing runs.
-        assert_eq!(schema::migrate(&trees, &db_path, &steps, 2).unwrap(), 2);
+        assert_eq!(
+            schema::migrate(&trees, &db_path, &steps, NEXT).unwrap(),
+            NEXT
+        );
     });
     let after = dump(&dir);
     assert_eq!(after[&("meta".to_string(), b"born".to_vec())], created);
     assert!(!after.contains_key(&("meta".to_string(), b"created_at".to_vec())));
     let version: SchemaVersion = decode(&after[&("meta".to_string(), b"schema".to_vec())]).unwrap();
-    assert_eq!(version, SchemaVersion(2));
+    assert_eq!(version, SchemaVersion(NEXT));
 
     // Schema 0 and a missing version are damage.
     for bad in [Some(encode(&SchemaVersion(0)).unwrap().to_vec()), None] {
@@ -568,7 +597,7 @@ fn migrations_run_in_order_each_in_one_transaction_and_a_failure_changes_nothing
                 None => meta.remove(b"schema").unwrap(),
             };
             let trees = Trees::open(db, &db_path).unwrap();
-            let err = schema::migrate(&trees, &db_path, &[], 2).unwrap_err();
+            let err = schema::migrate(&trees, &db_path, &[], NEXT).unwrap_err();
             assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         });
     }

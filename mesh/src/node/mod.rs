@@ -325,6 +325,21 @@ impl Node {
         Ok(())
     }
 
+    /// The names of the joined channels, in order.
+    pub fn joined_channels(&self) -> impl Iterator<Item = &str> + '_ {
+        self.channels.keys().map(String::as_str)
+    }
+
+    /// Whether the channel `name` is joined.
+    pub fn has_joined(&self, name: &str) -> bool {
+        self.channels.contains_key(name)
+    }
+
+    /// How many channels may be joined at once (`NodeConfig::max_channels`).
+    pub fn max_channels(&self) -> usize {
+        self.config.max_channels
+    }
+
     /// Leaves the channel `name`.
     pub fn leave_channel(&mut self, name: &str) -> Result<(), NodeError> {
         self.channels
