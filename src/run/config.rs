@@ -272,6 +272,46 @@ pub struct Settings {
     pub hop_acks: bool,
 }
 
+// Upper bounds of the file's numeric keys. Each sizes memory, a queue, a set of permits or a deadline; a value
+// beyond it is refused at start rather than allowed to abort the node later (a huge channel capacity panics in
+// tokio, a huge buffer fails to allocate). They are far above any useful setting and are listed in
+// scripts/meshnode.example.toml.
+
+/// `[runtime] link_backlog` at most (packets per link).
+pub const MAX_LINK_BACKLOG: usize = 65_536;
+/// `[runtime] listen_buffer` at most (events per `ctl listen` client; allocated up front per node).
+pub const MAX_LISTEN_BUFFER: usize = 65_536;
+/// `[runtime] control_queue` at most (control requests waiting for the loop).
+pub const MAX_CONTROL_QUEUE: usize = 4_096;
+/// `[runtime] max_control_clients` at most (control connections, each a file descriptor).
+pub const MAX_CONTROL_CLIENTS: usize = 1_024;
+/// `[store] max_peer_records` at most.
+pub const MAX_PEER_RECORDS: usize = 1_048_576;
+/// `[udp] max_links` at most (as many as static peers may be listed).
+pub const MAX_UDP_LINKS: usize = hal::udp::MAX_STATIC_PEERS;
+/// `[ble] max_links` at most (controllers hold far fewer connections).
+pub const MAX_BLE_LINKS: usize = 64;
+/// `[udp] keepalive_timeout_ms` and `[ble] startup_timeout_ms` at most: one hour.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// `value` if it lies in `min..=max`, else the error naming `key` (`[section] name`) and the bound it broke.
+fn within<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value < min {
+        Err(ConfigError::Invalid(format!(
+            "{key} must be at least {min}"
+        )))
+    } else if value > max {
+        Err(ConfigError::Invalid(format!("{key} must be at most {max}")))
+    } else {
+        Ok(value)
+    }
+}
+
 /// The default data directory: `$HOME/.local/share/meshnode`.
 pub fn default_data_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share/meshnode"))
@@ -391,9 +431,10 @@ impl Settings {
             udp.att_mtu = mtu;
         }
         if let Some(n) = file.udp.max_links {
-            udp.max_links = n;
+            udp.max_links = within("[udp] max_links", n, 1, MAX_UDP_LINKS)?;
         }
         if let Some(ms) = file.udp.keepalive_timeout_ms {
+            let ms = within("[udp] keepalive_timeout_ms", ms, 1, MAX_TIMEOUT_MS)?;
             udp.keepalive_timeout = Duration::from_millis(ms);
         }
         if radio == RadioKind::Udp {
@@ -408,20 +449,16 @@ impl Settings {
             .or(file.ble.adapter)
             .or(ble.adapter);
         if let Some(n) = file.ble.max_links {
-            ble.max_links = n;
+            ble.max_links = within("[ble] max_links", n, 1, MAX_BLE_LINKS)?;
         }
         if let Some(ms) = file.ble.startup_timeout_ms {
+            let ms = within("[ble] startup_timeout_ms", ms, 1, MAX_TIMEOUT_MS)?;
             ble.startup_timeout = Duration::from_millis(ms);
         }
 
-        let bound = |name: &str, v: Option<usize>, default: usize| -> Result<usize, ConfigError> {
-            match v {
-                Some(0) => Err(ConfigError::Invalid(format!(
-                    "[runtime] {name} must be at least 1"
-                ))),
-                Some(n) => Ok(n),
-                None => Ok(default),
-            }
+        let bound = |name: &str, v: Option<usize>, max: usize, default: usize| match v {
+            Some(n) => within(&format!("[runtime] {name}"), n, 1, max),
+            None => Ok(default),
         };
         Ok(Settings {
             nickname,
@@ -432,21 +469,32 @@ impl Settings {
             log_format,
             udp,
             ble,
-            link_backlog: bound("link_backlog", file.runtime.link_backlog, 256)?,
-            listen_buffer: bound("listen_buffer", file.runtime.listen_buffer, 256)?,
-            control_queue: bound("control_queue", file.runtime.control_queue, 64)?,
+            link_backlog: bound(
+                "link_backlog",
+                file.runtime.link_backlog,
+                MAX_LINK_BACKLOG,
+                256,
+            )?,
+            listen_buffer: bound(
+                "listen_buffer",
+                file.runtime.listen_buffer,
+                MAX_LISTEN_BUFFER,
+                256,
+            )?,
+            control_queue: bound(
+                "control_queue",
+                file.runtime.control_queue,
+                MAX_CONTROL_QUEUE,
+                64,
+            )?,
             max_control_clients: bound(
                 "max_control_clients",
                 file.runtime.max_control_clients,
+                MAX_CONTROL_CLIENTS,
                 16,
             )?,
             max_peer_records: match file.store.max_peer_records {
-                Some(0) => {
-                    return Err(ConfigError::Invalid(
-                        "[store] max_peer_records must be at least 1".into(),
-                    ))
-                }
-                Some(n) => n,
+                Some(n) => within("[store] max_peer_records", n, 1, MAX_PEER_RECORDS)?,
                 None => meshnode::store::peers::DEFAULT_MAX_PEER_RECORDS,
             },
             resume_sessions: file.store.resume_sessions.unwrap_or(true),
@@ -631,6 +679,43 @@ mod tests {
         };
         let s = Settings::resolve(file, &args, Some("debug".into()), false).unwrap();
         assert_eq!(s.log_filter, "trace");
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_naming_key_and_bound() {
+        let args = RunArgs {
+            data_dir: Some("/tmp/d".into()),
+            ..RunArgs::default()
+        };
+        let huge = "9223372036854775807";
+        let cases = [
+            ("runtime", "link_backlog", MAX_LINK_BACKLOG as u64),
+            ("runtime", "listen_buffer", MAX_LISTEN_BUFFER as u64),
+            ("runtime", "control_queue", MAX_CONTROL_QUEUE as u64),
+            ("runtime", "max_control_clients", MAX_CONTROL_CLIENTS as u64),
+            ("store", "max_peer_records", MAX_PEER_RECORDS as u64),
+            ("udp", "max_links", MAX_UDP_LINKS as u64),
+            ("udp", "keepalive_timeout_ms", MAX_TIMEOUT_MS),
+            ("ble", "max_links", MAX_BLE_LINKS as u64),
+            ("ble", "startup_timeout_ms", MAX_TIMEOUT_MS),
+        ];
+        for radio in ["udp", "ble", "sim"] {
+            for (section, key, max) in cases {
+                let resolve = |value: &str| {
+                    let text = format!("radio = \"{radio}\"\n[{section}]\n{key} = {value}\n");
+                    let file = parse_file(&text, Path::new("f")).unwrap();
+                    Settings::resolve(file, &args, None, false).map_err(|e| e.to_string())
+                };
+                let err = resolve(huge).unwrap_err();
+                assert_eq!(err, format!("[{section}] {key} must be at most {max}"));
+                let err = resolve(&(max + 1).to_string()).unwrap_err();
+                assert_eq!(err, format!("[{section}] {key} must be at most {max}"));
+                let err = resolve("0").unwrap_err();
+                assert_eq!(err, format!("[{section}] {key} must be at least 1"));
+                // The bound itself is accepted.
+                resolve(&max.to_string()).unwrap();
+            }
+        }
     }
 
     #[test]
