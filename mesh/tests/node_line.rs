@@ -7,6 +7,7 @@ use mesh::channel::ChannelKey;
 use mesh::identity::NodeId;
 use mesh::link::Fragmenter;
 use mesh::node::{Event, LinkId, MessageKind, RelayPolicy};
+use mesh::session::{CloseReason, SessionEvent};
 use mesh::time::Duration;
 use mesh::wire::{encode, Header, Kind};
 use node_medium::{confirmed, received, Medium, MTU};
@@ -113,6 +114,42 @@ fn loss_duplicates_and_reordering_still_deliver_exactly_once() {
             assert!(s.retries > 0, "{policy:?}: loss forced retries");
         }
     }
+}
+
+/// The reason the peer learns when node 0 closes every session, by the user's request or by stopping.
+fn close_all_reason_learned_by_the_peer(by_user: bool) -> Vec<CloseReason> {
+    let mut m = Medium::line(3, RelayPolicy::Managed);
+    settle(&mut m);
+    let (now, dst) = (m.now, m.id(2));
+    m.nodes[0].send(dst, b"open a session", now).unwrap();
+    m.run_for(Duration::from_secs(5));
+    assert_eq!(received(&m.take_events(2), b"open a session"), 1);
+    let now = m.now;
+    if by_user {
+        m.nodes[0].close_all_by_user(now);
+    } else {
+        m.nodes[0].close_all(now);
+    }
+    m.run_for(Duration::from_secs(2));
+    m.take_events(2)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Session(SessionEvent::Closed { reason, .. }) => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn close_all_tells_peers_user_or_shutdown() {
+    assert_eq!(
+        close_all_reason_learned_by_the_peer(true),
+        vec![CloseReason::User]
+    );
+    assert_eq!(
+        close_all_reason_learned_by_the_peer(false),
+        vec![CloseReason::Shutdown]
+    );
 }
 
 #[test]
