@@ -312,6 +312,36 @@ fn within<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// The longest control socket path, in bytes: a Unix socket address holds its path in `sun_path` (108 bytes on
+/// Linux, 104 on the BSDs and macOS) with a terminating NUL.
+pub fn max_socket_path_len() -> usize {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        107
+    } else {
+        103
+    }
+}
+
+/// Refuses a data directory whose control socket path (`DIR/control.sock`) would not fit in a Unix socket
+/// address, before anything is created in it or unlocked: binding the socket is the last step of the start.
+fn check_socket_path(data_dir: &Path) -> Result<(), ConfigError> {
+    let socket = data_dir.join(super::control::SOCKET_FILE);
+    let len = socket.as_os_str().len();
+    let max = max_socket_path_len();
+    // The standard library knows the platform's real limit; the constant above only words the message.
+    if len > max || std::os::unix::net::SocketAddr::from_pathname(&socket).is_err() {
+        return Err(ConfigError::Invalid(format!(
+            "data directory {} is too long: its control socket path {} is {len} bytes and Unix socket paths hold \
+             at most {max}; choose a data directory of at most {} bytes with --data-dir (or data_dir in the \
+             config file)",
+            data_dir.display(),
+            socket.display(),
+            max - (len - data_dir.as_os_str().len()),
+        )));
+    }
+    Ok(())
+}
+
 /// The default data directory: `$HOME/.local/share/meshnode`.
 pub fn default_data_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share/meshnode"))
@@ -357,6 +387,7 @@ impl Settings {
             .or(file.data_dir)
             .or_else(default_data_dir)
             .ok_or(ConfigError::NoDataDir)?;
+        check_socket_path(&data_dir)?;
         let passphrase = match (
             &args.passphrase_file,
             args.no_passphrase,
@@ -716,6 +747,26 @@ mod tests {
                 resolve(&max.to_string()).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn data_dir_too_long_for_the_control_socket_is_refused_early() {
+        let max = max_socket_path_len();
+        let fits = "/".to_string() + &"d".repeat(max - 1 - "/control.sock".len());
+        let args = |dir: &str| RunArgs {
+            data_dir: Some(dir.into()),
+            ..RunArgs::default()
+        };
+        Settings::resolve(FileConfig::default(), &args(&fits), None, false).unwrap();
+        let long = fits.clone() + "x";
+        let err = Settings::resolve(FileConfig::default(), &args(&long), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("at most {max}"))
+                && err.contains(&format!("at most {} bytes with --data-dir", fits.len())),
+            "{err}"
+        );
     }
 
     #[test]
