@@ -127,16 +127,29 @@ fn init_logging(settings: &Settings) -> Result<(), RunError> {
     };
     // Already initialised (tests): keep the existing subscriber.
     let _ = result;
+    LOGGING.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
+/// Set once logging is initialised: from then on a fatal error goes to the log.
+static LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `meshnode run`.
+///
+/// A fatal error is printed exactly once on stderr: as a log line (text or JSON, as configured) once logging is
+/// set up and its filter lets errors through, else as a plain `meshnode run: ...` line (configuration errors,
+/// which come before the log exists, or a filter such as `off`).
 pub fn main(args: &RunArgs) -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("meshnode run: {e}");
+            if LOGGING.load(std::sync::atomic::Ordering::Relaxed)
+                && tracing::enabled!(tracing::Level::ERROR)
+            {
+                tracing::error!("{e}");
+            } else {
+                eprintln!("meshnode run: {e}");
+            }
             ExitCode::FAILURE
         }
     }
