@@ -39,7 +39,10 @@ fn mentioning<'a>(lines: &'a [String], needle: &str) -> Vec<&'a String> {
 
 #[test]
 fn a_configuration_error_is_one_plain_line() {
-    let lines = run_failing(&[], Some("[runtime]\nlisten_buffer = 9223372036854775807\n"));
+    let lines = run_failing(
+        &[],
+        Some("[runtime]\nlisten_buffer = 9223372036854775807\n"),
+    );
     assert_eq!(
         lines,
         vec!["meshnode run: [runtime] listen_buffer must be at most 65536".to_string()]

@@ -200,7 +200,8 @@ pub struct RunArgs {
     /// BLE: adapter name (e.g. hci0).
     #[arg(long, value_name = "NAME")]
     pub ble_adapter: Option<String>,
-    /// Log filter, RUST_LOG syntax [default: $RUST_LOG, else the file's, else info].
+    /// Log filter, RUST_LOG syntax [default: $RUST_LOG, else the file's, else info]. A debug or trace default
+    /// that does not name sled gets sled=info added (the store's page-cache noise); write sled=debug to see it.
     #[arg(long, value_name = "FILTER")]
     pub log_filter: Option<String>,
     /// Log one JSON object per line instead of human-readable text.
@@ -340,6 +341,24 @@ fn check_socket_path(data_dir: &Path) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
+}
+
+/// The filter logging uses for the filter `written`: `written` itself, plus `sled=info` when it turns debug or
+/// trace on for every target without naming `sled`. The store's database logs every page-cache step at debug,
+/// which would drown the node's own lines; a filter that names sled (e.g. `debug,sled=debug`) gets what it asks.
+pub fn effective_log_filter(written: &str) -> String {
+    let directives = || written.split(',').map(str::trim).filter(|d| !d.is_empty());
+    let names_sled = directives().any(|d| {
+        let target = d.split(['=', '[']).next().unwrap_or("");
+        target == "sled" || target.starts_with("sled::")
+    });
+    let verbose_default =
+        directives().any(|d| d.eq_ignore_ascii_case("debug") || d.eq_ignore_ascii_case("trace"));
+    if verbose_default && !names_sled {
+        format!("{written},sled=info")
+    } else {
+        written.to_string()
+    }
 }
 
 /// The default data directory: `$HOME/.local/share/meshnode`.
@@ -767,6 +786,24 @@ mod tests {
                 && err.contains(&format!("at most {} bytes with --data-dir", fits.len())),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sled_is_kept_at_info_unless_named() {
+        assert_eq!(effective_log_filter("debug"), "debug,sled=info");
+        assert_eq!(
+            effective_log_filter("TRACE,hal=info"),
+            "TRACE,hal=info,sled=info"
+        );
+        assert_eq!(effective_log_filter("debug,sled=debug"), "debug,sled=debug");
+        assert_eq!(
+            effective_log_filter("debug,sled::pagecache=trace"),
+            "debug,sled::pagecache=trace"
+        );
+        // Not more verbose than info for every target: sled is already quiet, and `off` stays off.
+        for quiet in ["info", "warn", "off", "meshnode=debug,hal=debug"] {
+            assert_eq!(effective_log_filter(quiet), quiet);
+        }
     }
 
     #[test]

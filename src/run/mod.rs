@@ -113,8 +113,9 @@ pub enum RunError {
 }
 
 fn init_logging(settings: &Settings) -> Result<(), RunError> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
-        .map_err(|_| RunError::LogFilter(settings.log_filter.clone()))?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(config::effective_log_filter(&settings.log_filter))
+            .map_err(|_| RunError::LogFilter(settings.log_filter.clone()))?;
     // Colours only on a terminal: under systemd the journal, or a redirected file, would store escape codes.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
