@@ -190,11 +190,13 @@ pub struct RunArgs {
     /// UDP: a static peer (repeat the flag for several); replaces the file's list.
     #[arg(long = "udp-peer", value_name = "ADDR")]
     pub udp_peers: Vec<SocketAddr>,
-    /// UDP: subnet broadcast address for discovery.
+    /// UDP: subnet broadcast address for discovery (e.g. 192.168.1.255:7700). Beacons go to that port only:
+    /// discovery finds just the nodes listening on it, so bind every node to the same port.
     #[arg(long, value_name = "ADDR", conflicts_with = "udp_interface")]
     pub udp_broadcast: Option<SocketAddr>,
     /// UDP: discover peers on this network interface's subnet (e.g. wlan0); binds 0.0.0.0:7700 unless
-    /// --udp-bind says otherwise.
+    /// --udp-bind says otherwise. Beacons go to the subnet's broadcast address at this node's own port, so only
+    /// nodes listening on the same port find each other: give every node the same port.
     #[arg(long, value_name = "NAME")]
     pub udp_interface: Option<String>,
     /// BLE: adapter name (e.g. hci0).

@@ -248,7 +248,11 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
         .unwrap_or_else(|| Err(hal::RadioError::Unavailable("no radio".into())))
         .map_err(|e| RunError::Radio(format!("cannot start advertising and scanning: {e}")))?;
     if let backend::Backend::Udp { radio, .. } = &backend {
-        tracing::info!(bind = %radio.local_addr(), peers = ?settings.udp.static_peers, "UDP radio up");
+        let broadcast = settings
+            .udp
+            .broadcast
+            .map_or_else(|| "none".to_string(), |b| b.to_string());
+        tracing::info!(bind = %radio.local_addr(), peers = ?settings.udp.static_peers, %broadcast, "UDP radio up");
     }
 
     let (listener, socket_path) = control::bind(&settings.data_dir)?;
