@@ -236,11 +236,7 @@ impl Node {
         if peer == self.id || peer.is_broadcast() {
             return Err(NodeError::InvalidPeer);
         }
-        let inner = payload
-            .len()
-            .saturating_add(crate::route::reliable::MESSAGE_ID_LEN);
-        let padded = padded_len(inner, &self.config.session.padding_buckets).unwrap_or(inner);
-        if padded.saturating_add(SEALED_OVERHEAD) > wire::MAX_FRAME_LEN {
+        if !self.private_fits(payload.len()) {
             return Err(NodeError::MessageTooLong);
         }
         let id = MessageId(self.rng.next_u64());
@@ -290,6 +286,41 @@ impl Node {
         Ok(id)
     }
 
+    /// Whether a private message of `len` bytes, with its message id and padded to its bucket (PROTOCOL.md §6.6,
+    /// §7.6), fits one sealed frame.
+    fn private_fits(&self, len: usize) -> bool {
+        let inner = len.saturating_add(crate::route::reliable::MESSAGE_ID_LEN);
+        let padded = padded_len(inner, &self.config.session.padding_buckets).unwrap_or(inner);
+        padded.saturating_add(SEALED_OVERHEAD) <= wire::MAX_FRAME_LEN
+    }
+
+    /// The longest payload, in bytes, that [`Node::send`], [`Node::broadcast`] or [`Node::send_channel`] accepts
+    /// (PROTOCOL.md §7.12); one byte more is refused with [`NodeError::MessageTooLong`]. With the default padding
+    /// buckets: private 3063 (the 4096-byte frame less 48 bytes of header and sealing, padded to a multiple of
+    /// 1024, less the padding marker and the 8-byte message id), broadcast 1024, channel 4026.
+    pub fn max_payload(&self, kind: PayloadKind) -> usize {
+        match kind {
+            PayloadKind::Broadcast => wire::body::MAX_BROADCAST_LEN,
+            PayloadKind::Channel => crate::channel::MAX_CHANNEL_PLAINTEXT_LEN,
+            PayloadKind::Private => {
+                // Padding only grows with the length: the largest length that fits, by bisection.
+                let (mut fits, mut too_long) = (0, wire::MAX_FRAME_LEN);
+                if !self.private_fits(fits) {
+                    return 0;
+                }
+                while too_long - fits > 1 {
+                    let mid = fits + (too_long - fits) / 2;
+                    if self.private_fits(mid) {
+                        fits = mid;
+                    } else {
+                        too_long = mid;
+                    }
+                }
+                fits
+            }
+        }
+    }
+
     /// Signs `payload` and floods it to every node ([`MessageKind::Broadcast`]). Returns the frame id.
     pub fn broadcast(&mut self, payload: &[u8], now: Instant) -> Result<MessageId, NodeError> {
         let frame_id = self.rng.next_u32();
@@ -300,7 +331,9 @@ impl Node {
             payload,
         )
         .map_err(|e| match e {
-            wire::WireError::TooLong | wire::WireError::BadField => NodeError::MessageTooLong,
+            wire::WireError::TooLong => NodeError::MessageTooLong,
+            wire::WireError::BadField if payload.is_empty() => NodeError::EmptyMessage,
+            wire::WireError::BadField => NodeError::MessageTooLong,
             other => NodeError::Wire(other),
         })?;
         self.originate(frame, now);
