@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Watch six or more nodes discover each other, talk privately across hops, fail and recover (~20 s).
+    /// Watch seven nodes discover each other, talk privately across hops, fail and recover (~20 s).
     Demo(demo::DemoArgs),
     /// Run N real nodes over the simulated medium in virtual time, each relay policy on the same scenario.
     Simulate(simulate::SimulateArgs),

@@ -66,6 +66,21 @@ fn json_has_one_object_per_policy_with_every_key() {
             let v = r[ratio].as_f64().expect("number");
             assert!((0.0..=1.0).contains(&v), "seed 3: {ratio} = {v}");
         }
+        // Rounded: ratios to 5 places, milliseconds and seconds to 3 (no 85.45899999999999).
+        for (key, places) in [
+            ("broadcast_delivery", 5),
+            ("unicast_delivery", 5),
+            ("latency_p50_ms", 3),
+            ("latency_p90_ms", 3),
+            ("latency_p99_ms", 3),
+            ("transmissions_per_delivery", 3),
+            ("wall_seconds", 3),
+        ] {
+            let text = r[key].to_string();
+            let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+            assert!(decimals <= places, "seed 3: {key} = {text}");
+        }
+        assert_eq!(r["topology"], "grid");
         assert!(r["transmissions"].as_u64().expect("count") > 0);
         assert!(r["latency_p50_ms"].as_f64() <= r["latency_p99_ms"].as_f64());
     }
@@ -103,6 +118,40 @@ fn simulate_is_deterministic_per_seed() {
     ] {
         assert_eq!(a[0][key], b[0][key], "seed 9: {key} differs between runs");
     }
+}
+
+#[test]
+fn text_report_names_the_topology_as_typed_and_keeps_the_goals_to_their_scenario() {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshnode"))
+        .args([
+            "simulate",
+            "--nodes",
+            "10",
+            "--topology",
+            "random",
+            "--loss",
+            "0.05",
+            "--seed",
+            "4",
+            "--duration",
+            "3",
+            "--broadcasts",
+            "2",
+            "--unicasts",
+            "3",
+        ])
+        .output()
+        .expect("run meshnode simulate");
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("10 nodes, random topology"), "{stdout}");
+    assert!(stderr.contains("10 nodes, random topology"), "{stderr}");
+    assert!(!stdout.contains("Random") && !stderr.contains("Random"));
+    // The goals are defined for 100 nodes at 10 % loss: not printed for this scenario.
+    assert!(!stdout.contains("goals"), "{stdout}");
 }
 
 #[test]

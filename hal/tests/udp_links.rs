@@ -435,7 +435,7 @@ fn construction_errors_say_what_to_do() {
     assert_eq!(e.kind(), RadioErrorKind::Unavailable);
     assert!(
         e.to_string()
-            .contains("is in use: pick another --listen port"),
+            .contains("is in use: pick another port with --udp-bind"),
         "{e}"
     );
     let foreign = UdpConfig {

@@ -6,7 +6,8 @@ mod node_medium;
 use mesh::channel::ChannelKey;
 use mesh::identity::NodeId;
 use mesh::link::Fragmenter;
-use mesh::node::{Event, LinkId, MessageKind, RelayPolicy};
+use mesh::node::{Event, LinkId, MessageKind, NodeError, PayloadKind, RelayPolicy};
+use mesh::session::{CloseReason, SessionEvent};
 use mesh::time::Duration;
 use mesh::wire::{encode, Header, Kind};
 use node_medium::{confirmed, received, Medium, MTU};
@@ -115,6 +116,42 @@ fn loss_duplicates_and_reordering_still_deliver_exactly_once() {
     }
 }
 
+/// The reason the peer learns when node 0 closes every session, by the user's request or by stopping.
+fn close_all_reason_learned_by_the_peer(by_user: bool) -> Vec<CloseReason> {
+    let mut m = Medium::line(3, RelayPolicy::Managed);
+    settle(&mut m);
+    let (now, dst) = (m.now, m.id(2));
+    m.nodes[0].send(dst, b"open a session", now).unwrap();
+    m.run_for(Duration::from_secs(5));
+    assert_eq!(received(&m.take_events(2), b"open a session"), 1);
+    let now = m.now;
+    if by_user {
+        m.nodes[0].close_all_by_user(now);
+    } else {
+        m.nodes[0].close_all(now);
+    }
+    m.run_for(Duration::from_secs(2));
+    m.take_events(2)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Session(SessionEvent::Closed { reason, .. }) => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn close_all_tells_peers_user_or_shutdown() {
+    assert_eq!(
+        close_all_reason_learned_by_the_peer(true),
+        vec![CloseReason::User]
+    );
+    assert_eq!(
+        close_all_reason_learned_by_the_peer(false),
+        vec![CloseReason::Shutdown]
+    );
+}
+
 #[test]
 fn ttl_bounds_the_flood() {
     let mut configs: Vec<_> = (0..6)
@@ -219,6 +256,67 @@ fn channel_members_read_and_wrong_password_is_reported() {
         .any(|e| matches!(e, Event::ChannelUnreadable { channel, .. } if channel == "ops")));
     assert!(m.nodes[0].leave_channel("ops").is_ok());
     assert!(m.nodes[0].send_channel("ops", b"x", now).is_err());
+}
+
+#[test]
+fn max_payload_of_each_kind_is_accepted_and_delivered_and_one_byte_more_is_refused() {
+    let mut m = Medium::line(2, RelayPolicy::Managed);
+    settle(&mut m);
+    let key = ChannelKey::from_bytes("ops", [7; 32]).unwrap();
+    m.nodes[0].join_channel("ops", key.clone()).unwrap();
+    m.nodes[1].join_channel("ops", key).unwrap();
+    let dst = m.id(1);
+    let node = &m.nodes[0];
+    assert_eq!(node.max_payload(PayloadKind::Private), 3063);
+    assert_eq!(node.max_payload(PayloadKind::Broadcast), 1024);
+    assert_eq!(node.max_payload(PayloadKind::Channel), 4026);
+    for kind in [
+        PayloadKind::Private,
+        PayloadKind::Broadcast,
+        PayloadKind::Channel,
+    ] {
+        let max = m.nodes[0].max_payload(kind);
+        let now = m.now;
+        let send = |node: &mut mesh::node::Node, payload: &[u8]| match kind {
+            PayloadKind::Private => node.send(dst, payload, now),
+            PayloadKind::Broadcast => node.broadcast(payload, now),
+            PayloadKind::Channel => node.send_channel("ops", payload, now),
+        };
+        assert_eq!(
+            send(&mut m.nodes[0], &vec![b'y'; max + 1]),
+            Err(NodeError::MessageTooLong),
+            "{kind:?}"
+        );
+        let payload = vec![b'x'; max];
+        send(&mut m.nodes[0], &payload).unwrap();
+        m.run_for(Duration::from_secs(3));
+        assert_eq!(received(&m.take_events(1), &payload), 1, "{kind:?}");
+    }
+    let now = m.now;
+    assert_eq!(m.nodes[0].broadcast(b"", now), Err(NodeError::EmptyMessage));
+    assert!(m.nodes[0].send(dst, b"", now).is_ok());
+    assert!(m.nodes[0].send_channel("ops", b"", now).is_ok());
+}
+
+#[test]
+fn max_private_payload_follows_the_padding_buckets() {
+    let mut unpadded = mesh::node::NodeConfig::default();
+    unpadded.session.padding_buckets = Vec::new();
+    let mut m = Medium::with_configs(vec![unpadded.clone(), unpadded]);
+    m.connect(0, 1);
+    settle(&mut m);
+    let max = m.nodes[0].max_payload(PayloadKind::Private);
+    // The frame less header (22), sealed fields (10), AEAD tag (16) and message id (8).
+    assert_eq!(max, 4096 - 22 - 10 - 16 - 8);
+    let (now, dst) = (m.now, m.id(1));
+    assert_eq!(
+        m.nodes[0].send(dst, &vec![0; max + 1], now),
+        Err(NodeError::MessageTooLong)
+    );
+    let payload = vec![b'z'; max];
+    m.nodes[0].send(dst, &payload, now).unwrap();
+    m.run_for(Duration::from_secs(3));
+    assert_eq!(received(&m.take_events(1), &payload), 1);
 }
 
 /// A 5×5 grid; `hop_acks` on or off at every node; `loss` per mille on every link. Four broadcasts, each checked

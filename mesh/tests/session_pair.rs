@@ -481,17 +481,16 @@ fn close_by_either_end_is_learned_by_both_and_close_all() {
             }
         )));
     }
-    let mut p = Pair::new(SessionConfig::default());
-    p.established();
-    p.a.close_all(p.now);
-    p.pump();
-    assert!(p.ev_b.iter().any(|e| matches!(
-        e,
-        SessionEvent::Closed {
-            reason: CloseReason::Shutdown,
-            ..
-        }
-    )));
+    for reason in [CloseReason::User, CloseReason::Shutdown] {
+        let mut p = Pair::new(SessionConfig::default());
+        p.established();
+        p.a.close_all(reason, p.now);
+        p.pump();
+        assert!(p.ev_b.iter().any(|e| matches!(
+            e,
+            SessionEvent::Closed { reason: r, .. } if *r == reason
+        )));
+    }
 }
 
 #[test]

@@ -190,17 +190,20 @@ pub struct RunArgs {
     /// UDP: a static peer (repeat the flag for several); replaces the file's list.
     #[arg(long = "udp-peer", value_name = "ADDR")]
     pub udp_peers: Vec<SocketAddr>,
-    /// UDP: subnet broadcast address for discovery.
+    /// UDP: subnet broadcast address for discovery (e.g. 192.168.1.255:7700). Beacons go to that port only:
+    /// discovery finds just the nodes listening on it, so bind every node to the same port.
     #[arg(long, value_name = "ADDR", conflicts_with = "udp_interface")]
     pub udp_broadcast: Option<SocketAddr>,
     /// UDP: discover peers on this network interface's subnet (e.g. wlan0); binds 0.0.0.0:7700 unless
-    /// --udp-bind says otherwise.
+    /// --udp-bind says otherwise. Beacons go to the subnet's broadcast address at this node's own port, so only
+    /// nodes listening on the same port find each other: give every node the same port.
     #[arg(long, value_name = "NAME")]
     pub udp_interface: Option<String>,
     /// BLE: adapter name (e.g. hci0).
     #[arg(long, value_name = "NAME")]
     pub ble_adapter: Option<String>,
-    /// Log filter, RUST_LOG syntax [default: $RUST_LOG, else the file's, else info].
+    /// Log filter, RUST_LOG syntax [default: $RUST_LOG, else the file's, else info]. A debug or trace default
+    /// that does not name sled gets sled=info added (the store's page-cache noise); write sled=debug to see it.
     #[arg(long, value_name = "FILTER")]
     pub log_filter: Option<String>,
     /// Log one JSON object per line instead of human-readable text.
@@ -272,6 +275,94 @@ pub struct Settings {
     pub hop_acks: bool,
 }
 
+// Upper bounds of the file's numeric keys. Each sizes memory, a queue, a set of permits or a deadline; a value
+// beyond it is refused at start rather than allowed to abort the node later (a huge channel capacity panics in
+// tokio, a huge buffer fails to allocate). They are far above any useful setting and are listed in
+// scripts/meshnode.example.toml.
+
+/// `[runtime] link_backlog` at most (packets per link).
+pub const MAX_LINK_BACKLOG: usize = 65_536;
+/// `[runtime] listen_buffer` at most (events per `ctl listen` client; allocated up front per node).
+pub const MAX_LISTEN_BUFFER: usize = 65_536;
+/// `[runtime] control_queue` at most (control requests waiting for the loop).
+pub const MAX_CONTROL_QUEUE: usize = 4_096;
+/// `[runtime] max_control_clients` at most (control connections, each a file descriptor).
+pub const MAX_CONTROL_CLIENTS: usize = 1_024;
+/// `[store] max_peer_records` at most.
+pub const MAX_PEER_RECORDS: usize = 1_048_576;
+/// `[udp] max_links` at most (as many as static peers may be listed).
+pub const MAX_UDP_LINKS: usize = hal::udp::MAX_STATIC_PEERS;
+/// `[ble] max_links` at most (controllers hold far fewer connections).
+pub const MAX_BLE_LINKS: usize = 64;
+/// `[udp] keepalive_timeout_ms` and `[ble] startup_timeout_ms` at most: one hour.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// `value` if it lies in `min..=max`, else the error naming `key` (`[section] name`) and the bound it broke.
+fn within<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value < min {
+        Err(ConfigError::Invalid(format!(
+            "{key} must be at least {min}"
+        )))
+    } else if value > max {
+        Err(ConfigError::Invalid(format!("{key} must be at most {max}")))
+    } else {
+        Ok(value)
+    }
+}
+
+/// The longest control socket path, in bytes: a Unix socket address holds its path in `sun_path` (108 bytes on
+/// Linux, 104 on the BSDs and macOS) with a terminating NUL.
+pub fn max_socket_path_len() -> usize {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        107
+    } else {
+        103
+    }
+}
+
+/// Refuses a data directory whose control socket path (`DIR/control.sock`) would not fit in a Unix socket
+/// address, before anything is created in it or unlocked: binding the socket is the last step of the start.
+fn check_socket_path(data_dir: &Path) -> Result<(), ConfigError> {
+    let socket = data_dir.join(super::control::SOCKET_FILE);
+    let len = socket.as_os_str().len();
+    let max = max_socket_path_len();
+    // The standard library knows the platform's real limit; the constant above only words the message.
+    if len > max || std::os::unix::net::SocketAddr::from_pathname(&socket).is_err() {
+        return Err(ConfigError::Invalid(format!(
+            "data directory {} is too long: its control socket path {} is {len} bytes and Unix socket paths hold \
+             at most {max}; choose a data directory of at most {} bytes with --data-dir (or data_dir in the \
+             config file)",
+            data_dir.display(),
+            socket.display(),
+            max - (len - data_dir.as_os_str().len()),
+        )));
+    }
+    Ok(())
+}
+
+/// The filter logging uses for the filter `written`: `written` itself, plus `sled=info` when it turns debug or
+/// trace on for every target without naming `sled`. The store's database logs every page-cache step at debug,
+/// which would drown the node's own lines; a filter that names sled (e.g. `debug,sled=debug`) gets what it asks.
+pub fn effective_log_filter(written: &str) -> String {
+    let directives = || written.split(',').map(str::trim).filter(|d| !d.is_empty());
+    let names_sled = directives().any(|d| {
+        let target = d.split(['=', '[']).next().unwrap_or("");
+        target == "sled" || target.starts_with("sled::")
+    });
+    let verbose_default =
+        directives().any(|d| d.eq_ignore_ascii_case("debug") || d.eq_ignore_ascii_case("trace"));
+    if verbose_default && !names_sled {
+        format!("{written},sled=info")
+    } else {
+        written.to_string()
+    }
+}
+
 /// The default data directory: `$HOME/.local/share/meshnode`.
 pub fn default_data_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share/meshnode"))
@@ -317,6 +408,7 @@ impl Settings {
             .or(file.data_dir)
             .or_else(default_data_dir)
             .ok_or(ConfigError::NoDataDir)?;
+        check_socket_path(&data_dir)?;
         let passphrase = match (
             &args.passphrase_file,
             args.no_passphrase,
@@ -391,9 +483,10 @@ impl Settings {
             udp.att_mtu = mtu;
         }
         if let Some(n) = file.udp.max_links {
-            udp.max_links = n;
+            udp.max_links = within("[udp] max_links", n, 1, MAX_UDP_LINKS)?;
         }
         if let Some(ms) = file.udp.keepalive_timeout_ms {
+            let ms = within("[udp] keepalive_timeout_ms", ms, 1, MAX_TIMEOUT_MS)?;
             udp.keepalive_timeout = Duration::from_millis(ms);
         }
         if radio == RadioKind::Udp {
@@ -408,20 +501,16 @@ impl Settings {
             .or(file.ble.adapter)
             .or(ble.adapter);
         if let Some(n) = file.ble.max_links {
-            ble.max_links = n;
+            ble.max_links = within("[ble] max_links", n, 1, MAX_BLE_LINKS)?;
         }
         if let Some(ms) = file.ble.startup_timeout_ms {
+            let ms = within("[ble] startup_timeout_ms", ms, 1, MAX_TIMEOUT_MS)?;
             ble.startup_timeout = Duration::from_millis(ms);
         }
 
-        let bound = |name: &str, v: Option<usize>, default: usize| -> Result<usize, ConfigError> {
-            match v {
-                Some(0) => Err(ConfigError::Invalid(format!(
-                    "[runtime] {name} must be at least 1"
-                ))),
-                Some(n) => Ok(n),
-                None => Ok(default),
-            }
+        let bound = |name: &str, v: Option<usize>, max: usize, default: usize| match v {
+            Some(n) => within(&format!("[runtime] {name}"), n, 1, max),
+            None => Ok(default),
         };
         Ok(Settings {
             nickname,
@@ -432,21 +521,32 @@ impl Settings {
             log_format,
             udp,
             ble,
-            link_backlog: bound("link_backlog", file.runtime.link_backlog, 256)?,
-            listen_buffer: bound("listen_buffer", file.runtime.listen_buffer, 256)?,
-            control_queue: bound("control_queue", file.runtime.control_queue, 64)?,
+            link_backlog: bound(
+                "link_backlog",
+                file.runtime.link_backlog,
+                MAX_LINK_BACKLOG,
+                256,
+            )?,
+            listen_buffer: bound(
+                "listen_buffer",
+                file.runtime.listen_buffer,
+                MAX_LISTEN_BUFFER,
+                256,
+            )?,
+            control_queue: bound(
+                "control_queue",
+                file.runtime.control_queue,
+                MAX_CONTROL_QUEUE,
+                64,
+            )?,
             max_control_clients: bound(
                 "max_control_clients",
                 file.runtime.max_control_clients,
+                MAX_CONTROL_CLIENTS,
                 16,
             )?,
             max_peer_records: match file.store.max_peer_records {
-                Some(0) => {
-                    return Err(ConfigError::Invalid(
-                        "[store] max_peer_records must be at least 1".into(),
-                    ))
-                }
-                Some(n) => n,
+                Some(n) => within("[store] max_peer_records", n, 1, MAX_PEER_RECORDS)?,
                 None => meshnode::store::peers::DEFAULT_MAX_PEER_RECORDS,
             },
             resume_sessions: file.store.resume_sessions.unwrap_or(true),
@@ -631,6 +731,81 @@ mod tests {
         };
         let s = Settings::resolve(file, &args, Some("debug".into()), false).unwrap();
         assert_eq!(s.log_filter, "trace");
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_naming_key_and_bound() {
+        let args = RunArgs {
+            data_dir: Some("/tmp/d".into()),
+            ..RunArgs::default()
+        };
+        let huge = "9223372036854775807";
+        let cases = [
+            ("runtime", "link_backlog", MAX_LINK_BACKLOG as u64),
+            ("runtime", "listen_buffer", MAX_LISTEN_BUFFER as u64),
+            ("runtime", "control_queue", MAX_CONTROL_QUEUE as u64),
+            ("runtime", "max_control_clients", MAX_CONTROL_CLIENTS as u64),
+            ("store", "max_peer_records", MAX_PEER_RECORDS as u64),
+            ("udp", "max_links", MAX_UDP_LINKS as u64),
+            ("udp", "keepalive_timeout_ms", MAX_TIMEOUT_MS),
+            ("ble", "max_links", MAX_BLE_LINKS as u64),
+            ("ble", "startup_timeout_ms", MAX_TIMEOUT_MS),
+        ];
+        for radio in ["udp", "ble", "sim"] {
+            for (section, key, max) in cases {
+                let resolve = |value: &str| {
+                    let text = format!("radio = \"{radio}\"\n[{section}]\n{key} = {value}\n");
+                    let file = parse_file(&text, Path::new("f")).unwrap();
+                    Settings::resolve(file, &args, None, false).map_err(|e| e.to_string())
+                };
+                let err = resolve(huge).unwrap_err();
+                assert_eq!(err, format!("[{section}] {key} must be at most {max}"));
+                let err = resolve(&(max + 1).to_string()).unwrap_err();
+                assert_eq!(err, format!("[{section}] {key} must be at most {max}"));
+                let err = resolve("0").unwrap_err();
+                assert_eq!(err, format!("[{section}] {key} must be at least 1"));
+                // The bound itself is accepted.
+                resolve(&max.to_string()).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn data_dir_too_long_for_the_control_socket_is_refused_early() {
+        let max = max_socket_path_len();
+        let fits = "/".to_string() + &"d".repeat(max - 1 - "/control.sock".len());
+        let args = |dir: &str| RunArgs {
+            data_dir: Some(dir.into()),
+            ..RunArgs::default()
+        };
+        Settings::resolve(FileConfig::default(), &args(&fits), None, false).unwrap();
+        let long = fits.clone() + "x";
+        let err = Settings::resolve(FileConfig::default(), &args(&long), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("at most {max}"))
+                && err.contains(&format!("at most {} bytes with --data-dir", fits.len())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sled_is_kept_at_info_unless_named() {
+        assert_eq!(effective_log_filter("debug"), "debug,sled=info");
+        assert_eq!(
+            effective_log_filter("TRACE,hal=info"),
+            "TRACE,hal=info,sled=info"
+        );
+        assert_eq!(effective_log_filter("debug,sled=debug"), "debug,sled=debug");
+        assert_eq!(
+            effective_log_filter("debug,sled::pagecache=trace"),
+            "debug,sled::pagecache=trace"
+        );
+        // Not more verbose than info for every target: sled is already quiet, and `off` stays off.
+        for quiet in ["info", "warn", "off", "meshnode=debug,hal=debug"] {
+            assert_eq!(effective_log_filter(quiet), quiet);
+        }
     }
 
     #[test]

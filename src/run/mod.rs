@@ -113,8 +113,9 @@ pub enum RunError {
 }
 
 fn init_logging(settings: &Settings) -> Result<(), RunError> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
-        .map_err(|_| RunError::LogFilter(settings.log_filter.clone()))?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(config::effective_log_filter(&settings.log_filter))
+            .map_err(|_| RunError::LogFilter(settings.log_filter.clone()))?;
     // Colours only on a terminal: under systemd the journal, or a redirected file, would store escape codes.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -127,16 +128,29 @@ fn init_logging(settings: &Settings) -> Result<(), RunError> {
     };
     // Already initialised (tests): keep the existing subscriber.
     let _ = result;
+    LOGGING.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
+/// Set once logging is initialised: from then on a fatal error goes to the log.
+static LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `meshnode run`.
+///
+/// A fatal error is printed exactly once on stderr: as a log line (text or JSON, as configured) once logging is
+/// set up and its filter lets errors through, else as a plain `meshnode run: ...` line (configuration errors,
+/// which come before the log exists, or a filter such as `off`).
 pub fn main(args: &RunArgs) -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("meshnode run: {e}");
+            if LOGGING.load(std::sync::atomic::Ordering::Relaxed)
+                && tracing::enabled!(tracing::Level::ERROR)
+            {
+                tracing::error!("{e}");
+            } else {
+                eprintln!("meshnode run: {e}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -234,7 +248,11 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
         .unwrap_or_else(|| Err(hal::RadioError::Unavailable("no radio".into())))
         .map_err(|e| RunError::Radio(format!("cannot start advertising and scanning: {e}")))?;
     if let backend::Backend::Udp { radio, .. } = &backend {
-        tracing::info!(bind = %radio.local_addr(), peers = ?settings.udp.static_peers, "UDP radio up");
+        let broadcast = settings
+            .udp
+            .broadcast
+            .map_or_else(|| "none".to_string(), |b| b.to_string());
+        tracing::info!(bind = %radio.local_addr(), peers = ?settings.udp.static_peers, %broadcast, "UDP radio up");
     }
 
     let (listener, socket_path) = control::bind(&settings.data_dir)?;

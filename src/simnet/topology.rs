@@ -48,3 +48,14 @@ pub enum TopologyKind {
     /// A connected random geometric graph.
     Random,
 }
+
+impl TopologyKind {
+    /// The name used on the command line and in JSON (`line`, `grid`, `random`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TopologyKind::Line => "line",
+            TopologyKind::Grid => "grid",
+            TopologyKind::Random => "random",
+        }
+    }
+}

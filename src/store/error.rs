@@ -12,7 +12,7 @@ use super::value::ValueError;
 /// What the way out of a damaged store says; shared by every variant that needs it.
 const WAY_OUT: &str = "meshnode has not replaced it. Restore the data directory from a backup (with the node \
 stopped); or move the database away (e.g. `mv DB DB.damaged`) and start again to become a NEW node: a new node id, \
-and peers that pinned this node must trust it again";
+which peers see as a different node (sessions and pins for the old id are useless): tell them its new fingerprint";
 
 fn way_out(db: &std::path::Path) -> String {
     WAY_OUT.replace("DB", &db.display().to_string())

@@ -542,7 +542,7 @@ impl UdpRadio {
 fn bind_error(addr: SocketAddr, e: &io::Error) -> RadioError {
     RadioError::Unavailable(match e.kind() {
         io::ErrorKind::AddrInUse => {
-            format!("address {addr} is in use: pick another --listen port or stop the process holding it")
+            format!("address {addr} is in use: pick another port with --udp-bind (or [udp] bind) or stop the process holding it")
         }
         io::ErrorKind::AddrNotAvailable => format!(
             "address {addr} is not an address of this machine: listen on one of its addresses or on 0.0.0.0"

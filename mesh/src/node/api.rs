@@ -112,6 +112,17 @@ pub enum MessageKind {
     Channel(String),
 }
 
+/// The kinds of message an application sends, for [`super::Node::max_payload`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PayloadKind {
+    /// [`super::Node::send`]: a private message over a Noise session (0 bytes or more).
+    Private,
+    /// [`super::Node::broadcast`]: a signed message to every node (1 byte or more).
+    Broadcast,
+    /// [`super::Node::send_channel`]: a message on a joined password channel (0 bytes or more).
+    Channel,
+}
+
 /// Why a private message was given up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -408,8 +419,10 @@ pub struct NodeStats {
 pub enum NodeError {
     /// The peer is this node or the broadcast address.
     InvalidPeer,
-    /// The payload is empty or longer than one frame can carry.
+    /// The payload is longer than one frame of its kind can carry ([`super::Node::max_payload`]).
     MessageTooLong,
+    /// The payload is empty where its kind needs at least one byte (a broadcast).
+    EmptyMessage,
     /// The outbox / in-flight table is full and nothing older can be evicted.
     OutboxFull,
     /// No channel of that name is joined.
@@ -428,7 +441,10 @@ impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NodeError::InvalidPeer => f.write_str("peer is this node or broadcast"),
-            NodeError::MessageTooLong => f.write_str("message empty or too long for one frame"),
+            NodeError::MessageTooLong => f.write_str("message too long for one frame"),
+            NodeError::EmptyMessage => {
+                f.write_str("message empty: a broadcast carries at least one byte")
+            }
             NodeError::OutboxFull => f.write_str("outbox full"),
             NodeError::NotJoined => f.write_str("channel not joined"),
             NodeError::InvalidChannel => f.write_str("invalid channel name or too many channels"),

@@ -30,7 +30,9 @@ use crate::route::hop::{AckBatch, Rtt, Unacked};
 use crate::route::relay::PendingRelays;
 use crate::route::reliable::{encode_transport, Backoff, OutMessage, OutState, Outbox, SeenSet};
 use crate::route::tables::{Peers, Routes};
-use crate::session::{padded_len, DropCounters, SessionSnapshot, Sessions, SEALED_OVERHEAD};
+use crate::session::{
+    padded_len, CloseReason, DropCounters, SessionSnapshot, Sessions, SEALED_OVERHEAD,
+};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Announce, Broadcast, FrameView, Kind};
 
@@ -69,7 +71,7 @@ struct LinkState {
 ///    packet from a link), [`Node::handle_timeout`] (when the instant of [`Node::poll_timeout`] has passed;
 ///    spurious calls are harmless), and the application's [`Node::send`], [`Node::broadcast`],
 ///    [`Node::join_channel`], [`Node::leave_channel`], [`Node::send_channel`], [`Node::close_session`],
-///    [`Node::close_all`], [`Node::trust`];
+///    [`Node::close_all_by_user`], [`Node::close_all`] (stopping), [`Node::trust`];
 /// 3. output, drained after every input: [`Node::poll_action`] (perform each transmit), [`Node::poll_event`],
 ///    then [`Node::poll_timeout`] to re-arm the timer;
 /// 4. inspection: [`Node::stats`], [`Node::neighbours`], [`Node::peers`], [`Node::memory_bytes`].
@@ -239,11 +241,7 @@ impl Node {
         if peer == self.id || peer.is_broadcast() {
             return Err(NodeError::InvalidPeer);
         }
-        let inner = payload
-            .len()
-            .saturating_add(crate::route::reliable::MESSAGE_ID_LEN);
-        let padded = padded_len(inner, &self.config.session.padding_buckets).unwrap_or(inner);
-        if padded.saturating_add(SEALED_OVERHEAD) > wire::MAX_FRAME_LEN {
+        if !self.private_fits(payload.len()) {
             return Err(NodeError::MessageTooLong);
         }
         let id = MessageId(self.rng.next_u64());
@@ -293,6 +291,41 @@ impl Node {
         Ok(id)
     }
 
+    /// Whether a private message of `len` bytes, with its message id and padded to its bucket (PROTOCOL.md §6.6,
+    /// §7.6), fits one sealed frame.
+    fn private_fits(&self, len: usize) -> bool {
+        let inner = len.saturating_add(crate::route::reliable::MESSAGE_ID_LEN);
+        let padded = padded_len(inner, &self.config.session.padding_buckets).unwrap_or(inner);
+        padded.saturating_add(SEALED_OVERHEAD) <= wire::MAX_FRAME_LEN
+    }
+
+    /// The longest payload, in bytes, that [`Node::send`], [`Node::broadcast`] or [`Node::send_channel`] accepts
+    /// (PROTOCOL.md §7.12); one byte more is refused with [`NodeError::MessageTooLong`]. With the default padding
+    /// buckets: private 3063 (the 4096-byte frame less 48 bytes of header and sealing, padded to a multiple of
+    /// 1024, less the padding marker and the 8-byte message id), broadcast 1024, channel 4026.
+    pub fn max_payload(&self, kind: PayloadKind) -> usize {
+        match kind {
+            PayloadKind::Broadcast => wire::body::MAX_BROADCAST_LEN,
+            PayloadKind::Channel => crate::channel::MAX_CHANNEL_PLAINTEXT_LEN,
+            PayloadKind::Private => {
+                // Padding only grows with the length: the largest length that fits, by bisection.
+                let (mut fits, mut too_long) = (0, wire::MAX_FRAME_LEN);
+                if !self.private_fits(fits) {
+                    return 0;
+                }
+                while too_long - fits > 1 {
+                    let mid = fits + (too_long - fits) / 2;
+                    if self.private_fits(mid) {
+                        fits = mid;
+                    } else {
+                        too_long = mid;
+                    }
+                }
+                fits
+            }
+        }
+    }
+
     /// Signs `payload` and floods it to every node ([`MessageKind::Broadcast`]). Returns the frame id.
     pub fn broadcast(&mut self, payload: &[u8], now: Instant) -> Result<MessageId, NodeError> {
         let frame_id = self.rng.next_u32();
@@ -303,7 +336,9 @@ impl Node {
             payload,
         )
         .map_err(|e| match e {
-            wire::WireError::TooLong | wire::WireError::BadField => NodeError::MessageTooLong,
+            wire::WireError::TooLong => NodeError::MessageTooLong,
+            wire::WireError::BadField if payload.is_empty() => NodeError::EmptyMessage,
+            wire::WireError::BadField => NodeError::MessageTooLong,
             other => NodeError::Wire(other),
         })?;
         self.originate(frame, now);
@@ -381,9 +416,21 @@ impl Node {
         r
     }
 
-    /// Closes every session (CLOSE, reason shutdown).
+    /// Closes every session because the node stops: each peer learns CLOSE reason shutdown. A user closing all
+    /// sessions while the node keeps running uses [`Node::close_all_by_user`] instead.
     pub fn close_all(&mut self, now: Instant) {
-        self.sessions.close_all(now);
+        self.close_all_with(CloseReason::Shutdown, now);
+    }
+
+    /// Closes every session at the user's request (`ctl close --all`): each peer learns CLOSE reason user, as for
+    /// [`Node::close_session`].
+    pub fn close_all_by_user(&mut self, now: Instant) {
+        self.close_all_with(CloseReason::User, now);
+    }
+
+    /// Closes every session, telling each peer `reason`.
+    pub fn close_all_with(&mut self, reason: CloseReason, now: Instant) {
+        self.sessions.close_all(reason, now);
         self.pump(now);
     }
 

@@ -201,10 +201,11 @@ impl Sessions {
         self.close_with(peer, CloseReason::User, now)
     }
 
-    /// Closes every session (CLOSE reason 3, node shutting down).
-    pub fn close_all(&mut self, now: Instant) {
+    /// Closes every session with CLOSE `reason`: [`CloseReason::User`] when the user closes them all,
+    /// [`CloseReason::Shutdown`] when the node stops.
+    pub fn close_all(&mut self, reason: CloseReason, now: Instant) {
         for peer in self.table.ids() {
-            let _ = self.close_with(peer, CloseReason::Shutdown, now);
+            let _ = self.close_with(peer, reason, now);
         }
     }
 
