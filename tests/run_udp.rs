@@ -156,6 +156,22 @@ fn sim_radio_echo_nodes_answer_over_two_hops() {
     expect_message(&rx, "echo: ping", Duration::from_secs(15));
     let (ok, _, err) = ctl(&path, &["close", "--all"]);
     assert!(ok, "{err}");
+    // The user closed it: the listener is told so, not that the node is shutting down.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no session_closed event after close --all");
+        if let Ok(v) = rx.recv_timeout(left) {
+            if v["event"] == "session_closed" {
+                assert_eq!(
+                    (&v["by"], &v["reason"]),
+                    (&"local".into(), &"user".into()),
+                    "{v}"
+                );
+                break;
+            }
+        }
+    }
 }
 
 #[test]

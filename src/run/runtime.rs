@@ -313,7 +313,7 @@ impl Loop {
                 Ok(json!({"peer": id.to_string()}))
             }
             Command::CloseAll => {
-                self.driver.node.close_all(now);
+                self.driver.node.close_all_by_user(now);
                 Ok(json!({"closed": "all"}))
             }
         };
