@@ -317,17 +317,36 @@ fn sled_open_error(path: &Path, what: &'static str, e: sled::Error) -> StoreErro
     }
 }
 
+/// How long [`open_sled`] waits for sled's own file lock to come free.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Opens sled at `path`. sled 0.34 can panic on some damaged files instead of returning an error: that panic is
 /// caught here and reported as damage (its message may still be printed by the panic hook).
+///
+/// Callers hold the data directory's lock already, so no other node has this database: if sled still finds its
+/// file locked, the holder is an earlier handle of this process whose drop sled's IO threads have not finished yet
+/// (they keep the file open for a few milliseconds after the last handle goes). That is waited out, for at most
+/// [`SLED_LOCK_WAIT`], instead of being reported as a second node.
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new().path(path).cache_capacity(CACHE_BYTES);
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(e)) => Err(sled_open_error(path, "open database", e)),
-        Err(_) => Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: "sled stopped while reading it".into(),
-        }),
+    let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(sled::Error::Io(e)))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(Err(e)) => return Err(sled_open_error(path, "open database", e)),
+            Err(_) => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: "sled stopped while reading it".into(),
+                })
+            }
+        }
     }
 }
 

@@ -48,7 +48,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// Every key and value of every tree, through sled (the logical content).
 fn dump(dir: &Path) -> BTreeMap<(String, Vec<u8>), Vec<u8>> {
-    let db = sled::open(dir.join(DB_DIR)).unwrap();
+    let db = raw_db(dir);
     let mut out = BTreeMap::new();
     for name in db.tree_names() {
         let tree = db.open_tree(&name).unwrap();
@@ -63,9 +63,15 @@ fn dump(dir: &Path) -> BTreeMap<(String, Vec<u8>), Vec<u8>> {
     out
 }
 
+/// sled opened on a closed store's database, through the store's opener: it waits out sled's own file lock,
+/// which sled's IO threads may hold for a moment after this process dropped its last handle.
+fn raw_db(dir: &Path) -> sled::Db {
+    super::open_sled(&dir.join(DB_DIR)).unwrap()
+}
+
 /// Raw sled access to a closed store's database, for writing what an older or damaged store would hold.
 fn with_raw_db<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> T) -> T {
-    let db = sled::open(dir.join(DB_DIR)).unwrap();
+    let db = raw_db(dir);
     let out = f(&db);
     db.flush().unwrap();
     out
@@ -259,7 +265,7 @@ fn an_interrupted_creation_starts_over() {
     let want = write_legacy_key(&dir, &[0x42; 64]);
     // A creation that died half way: the marker and a database without records.
     fs::write(dir.join(CREATING_MARKER), b"").unwrap();
-    drop(sled::open(dir.join(DB_DIR)).unwrap());
+    drop(raw_db(&dir));
     let opened = open(&dir, pass("pw")).unwrap();
     assert_eq!(opened.origin, Origin::Migrated);
     assert_eq!(opened.identity.node_id(), want);
@@ -334,7 +340,7 @@ fn a_damaged_log_never_yields_another_identity() {
 fn an_empty_database_is_damage_not_a_fresh_start() {
     let (_tmp, dir) = data_dir();
     fs::create_dir_all(&dir).unwrap();
-    drop(sled::open(dir.join(DB_DIR)).unwrap());
+    drop(raw_db(&dir));
     let err = SealedStore::open(&dir).err().unwrap();
     expect_corrupt(err, &dir, "missing");
 }
