@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use mesh::identity::NodeId;
-use mesh::node::{Event, NodeError, SessionState};
+use mesh::node::{Event, NodeError, PayloadKind, SessionState};
 use meshnode::store::{unix_now, Store};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -237,27 +237,30 @@ impl Loop {
             Command::Send { peer, text } => {
                 let id = self.peer(&peer)?;
                 let known = self.candidates().iter().any(|(c, _)| *c == id);
+                let max = self.driver.node.max_payload(PayloadKind::Private);
                 let msg = self
                     .driver
                     .node
                     .send(id, text.as_bytes(), now)
-                    .map_err(|e| format!("cannot send to {id}: {e}"))?;
+                    .map_err(|e| send_error(&format!("cannot send to {id}"), e, text.len(), max))?;
                 Ok(send_answer(id, msg.0, known))
             }
             Command::Broadcast { text } => {
+                let max = self.driver.node.max_payload(PayloadKind::Broadcast);
                 let msg = self
                     .driver
                     .node
                     .broadcast(text.as_bytes(), now)
-                    .map_err(|e| format!("cannot broadcast: {e}"))?;
+                    .map_err(|e| send_error("cannot broadcast", e, text.len(), max))?;
                 Ok(json!({"id": format!("{:016x}", msg.0), "channel": null}))
             }
             Command::SendChannel { channel, text } => {
+                let max = self.driver.node.max_payload(PayloadKind::Channel);
                 let msg = self
                     .driver
                     .node
                     .send_channel(&channel, text.as_bytes(), now)
-                    .map_err(|e| send_channel_error(&channel, e))?;
+                    .map_err(|e| send_channel_error(&channel, e, text.len(), max))?;
                 Ok(json!({"id": format!("{:016x}", msg.0), "channel": channel}))
             }
             Command::Join { key } => {
@@ -464,18 +467,26 @@ fn log_view(event: &Value) -> Value {
     v
 }
 
+/// What a user reads when a message of `len` bytes was refused: `what` says what was being done; a message too long
+/// is told the limit (`max`) for its kind.
+fn send_error(what: &str, e: NodeError, len: usize, max: usize) -> String {
+    match e {
+        NodeError::MessageTooLong => format!(
+            "{what}: the message is {len} bytes and one holds at most {max}; send a shorter one, or split it"
+        ),
+        other => format!("{what}: {other}"),
+    }
+}
+
 /// What a user reads when a message on `channel` was refused.
-fn send_channel_error(channel: &str, e: NodeError) -> String {
+fn send_channel_error(channel: &str, e: NodeError, len: usize, max: usize) -> String {
     match e {
         NodeError::NotJoined => format!(
             "this node has not joined channel {channel:?}, so nothing was sent: run `meshnode ctl join {}` first \
              (it asks for the channel's password)",
             shell_word(channel)
         ),
-        NodeError::MessageTooLong => format!(
-            "cannot send on channel {channel:?}: the message is too long for one frame; send a shorter one"
-        ),
-        other => format!("cannot send on channel {channel:?}: {other}"),
+        other => send_error(&format!("cannot send on channel {channel:?}"), other, len, max),
     }
 }
 
@@ -603,12 +614,17 @@ mod tests {
 
     #[test]
     fn an_unjoined_channel_says_how_to_join_it() {
-        let e = send_channel_error("general", NodeError::NotJoined);
+        let e = send_channel_error("general", NodeError::NotJoined, 2, 4026);
         assert!(e.contains("meshnode ctl join general` first"), "{e}");
         assert!(e.contains("nothing was sent"), "{e}");
-        let e = send_channel_error("my team's", NodeError::NotJoined);
+        let e = send_channel_error("my team's", NodeError::NotJoined, 2, 4026);
         assert!(e.contains(r"meshnode ctl join 'my team'\''s'"), "{e}");
-        let e = send_channel_error("x", NodeError::MessageTooLong);
-        assert!(e.contains("too long"), "{e}");
+        let e = send_channel_error("x", NodeError::MessageTooLong, 5000, 4026);
+        assert!(e.contains("5000 bytes and one holds at most 4026"), "{e}");
+        let e = send_error("cannot broadcast", NodeError::MessageTooLong, 2000, 1024);
+        assert!(
+            e.contains("cannot broadcast: the message is 2000 bytes"),
+            "{e}"
+        );
     }
 }
