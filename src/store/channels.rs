@@ -119,15 +119,9 @@ fn show_name(k: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{KdfParams, Passphrase, SealedStore, Unlock};
 
     fn open(dir: &std::path::Path) -> Store {
-        let pass = Passphrase::new(Zeroizing::new(b"correct horse".to_vec())).unwrap();
-        SealedStore::open(dir)
-            .unwrap()
-            .unlock_with(Unlock::Passphrase(pass), KdfParams::INSECURE_FOR_TESTS)
-            .unwrap()
-            .store
+        crate::store::open_for_tests(dir)
     }
 
     fn key(name: &str, byte: u8) -> ChannelKey {

@@ -713,3 +713,14 @@ pub fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// An unlocked store in `dir` with a fixed passphrase and cheap Argon2id parameters, for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn open_for_tests(dir: &Path) -> Store {
+    let pass = Passphrase::new(zeroize::Zeroizing::new(b"correct horse".to_vec())).unwrap();
+    SealedStore::open(dir)
+        .unwrap()
+        .unlock_with(Unlock::Passphrase(pass), KdfParams::INSECURE_FOR_TESTS)
+        .unwrap()
+        .store
+}
