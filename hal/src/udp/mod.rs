@@ -16,6 +16,9 @@
 //!
 //! # Datagram protocol, version 1
 //!
+//! `mesh/PROTOCOL.md`, Appendix A, specifies this protocol for other implementations (with meshnode's service
+//! UUID, beacon data and timer defaults); this section is the radio's own account of it.
+//!
 //! Every datagram is a 14-byte header then a body; integers are big-endian.
 //!
 //! | bytes | field |
