@@ -343,6 +343,40 @@ mod tests {
     use alloc::format;
     use rand_chacha::rand_core::SeedableRng;
 
+    /// The checks PROTOCOL.md §5.1 names: a signature a plain RFC 8032 verifier accepts for every message (the
+    /// identity point as key and as R, S = 0) is refused, and so is a valid signature whose S is not reduced.
+    #[test]
+    fn strict_verification_refuses_small_order_keys_and_unreduced_s() {
+        let id = Identity::from_secrets([1; 32], [2; 32]);
+        let msg = b"meshnode/1 announce test";
+        let good = id.sign(msg);
+        assert!(verify_signature(id.public(), msg, &good));
+        // Identity point (y = 1) as key and as R, S = 0: [0]B = R + [k]A holds for any k.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let weak = PublicIdentity {
+            ed25519: identity_point,
+            ..*id.public()
+        };
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&identity_point);
+        assert!(!verify_signature(&weak, msg, &forged));
+        assert!(!verify_signature(&weak, b"any other message", &forged));
+        // S + L: the same signature with an unreduced scalar.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut unreduced = good;
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let sum = u16::from(unreduced[32 + i]) + u16::from(L[i]) + carry;
+            unreduced[32 + i] = sum as u8;
+            carry = sum >> 8;
+        }
+        assert!(!verify_signature(id.public(), msg, &unreduced));
+    }
+
     #[test]
     fn node_ids_order_as_their_bytes() {
         let ids = [
