@@ -685,3 +685,96 @@ fn link_ack_vector() {
     m.extend_from_slice(&[0; 12]);
     assert_eq!(decode(&m).unwrap_err(), WireError::TooLong);
 }
+
+#[test]
+fn vector_names_are_unique_lowercase_words() {
+    let vectors = common::protocol_vectors();
+    let mut names: Vec<&str> = vectors.iter().map(|(n, _)| n.as_str()).collect();
+    for n in &names {
+        assert!(
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "vector name `{n}` is not [a-z0-9_]+"
+        );
+    }
+    let count = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), count, "a vector name appears twice");
+}
+
+/// The RFC 8439 §2.3 ChaCha20 block function: 64 keystream bytes for `key`, `counter` and a 12-byte `nonce`.
+fn chacha20_block(key: &[u8; 32], counter: u32, nonce: &[u8; 12]) -> [u8; 64] {
+    fn qr(s: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+        s[a] = s[a].wrapping_add(s[b]);
+        s[d] = (s[d] ^ s[a]).rotate_left(16);
+        s[c] = s[c].wrapping_add(s[d]);
+        s[b] = (s[b] ^ s[c]).rotate_left(12);
+        s[a] = s[a].wrapping_add(s[b]);
+        s[d] = (s[d] ^ s[a]).rotate_left(8);
+        s[c] = s[c].wrapping_add(s[d]);
+        s[b] = (s[b] ^ s[c]).rotate_left(7);
+    }
+    let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap());
+    let mut init = [0u32; 16];
+    init[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
+    for i in 0..8 {
+        init[4 + i] = word(&key[4 * i..4 * i + 4]);
+    }
+    init[12] = counter;
+    for i in 0..3 {
+        init[13 + i] = word(&nonce[4 * i..4 * i + 4]);
+    }
+    let mut s = init;
+    for _ in 0..10 {
+        qr(&mut s, 0, 4, 8, 12);
+        qr(&mut s, 1, 5, 9, 13);
+        qr(&mut s, 2, 6, 10, 14);
+        qr(&mut s, 3, 7, 11, 15);
+        qr(&mut s, 0, 5, 10, 15);
+        qr(&mut s, 1, 6, 11, 12);
+        qr(&mut s, 2, 7, 8, 13);
+        qr(&mut s, 3, 4, 9, 14);
+    }
+    let mut out = [0u8; 64];
+    for i in 0..16 {
+        out[4 * i..4 * i + 4].copy_from_slice(&s[i].wrapping_add(init[i]).to_le_bytes());
+    }
+    out
+}
+
+/// PROTOCOL.md §8.4 states the `channel_frame` nonce as the first 24 bytes of the plain ChaCha20 keystream (key
+/// `07` × 32, nonce 0, counter 0), so an implementation without meshnode's RNG reproduces it.
+#[test]
+fn channel_frame_nonce_is_the_chacha20_keystream() {
+    // RFC 8439 §2.3.2 test vector first, so the block function above is the standard one.
+    let key: [u8; 32] = core::array::from_fn(|i| i as u8);
+    let nonce = [0, 0, 0, 9, 0, 0, 0, 0x4a, 0, 0, 0, 0];
+    assert_eq!(
+        hex::encode(&chacha20_block(&key, 1, &nonce)[..16]),
+        "10f1e7e4d13b5915500fdd1fa32071c4"
+    );
+    let frame = common::vector("channel_frame");
+    let stream = chacha20_block(&[0x07; 32], 0, &[0; 12]);
+    assert_eq!(&frame[HEADER_LEN + 8..HEADER_LEN + 32], &stream[..24]);
+}
+
+/// PROTOCOL.md §5.7: the embedded announce of the `peer_sync` vector verifies over `"meshnode/1 announce"`, then the
+/// 21 bytes `21 || frame_id || peer || ff × 8`, then the announce body before its signature.
+#[test]
+fn peer_sync_announce_is_signed_over_the_stated_header_bytes() {
+    let v = common::vector("peer_sync");
+    let body = &v[HEADER_LEN..];
+    let (frame_id, peer, announce) = (&body[3..7], &body[7..15], &body[15..]);
+    let (signed_body, signature) = announce.split_at(announce.len() - 64);
+    let mut msg = b"meshnode/1 announce".to_vec();
+    msg.push(0x21);
+    msg.extend_from_slice(frame_id);
+    msg.extend_from_slice(peer);
+    msg.extend_from_slice(&[0xff; 8]);
+    msg.extend_from_slice(signed_body);
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&announce[..32].try_into().unwrap()).unwrap();
+    let sig = ed25519_dalek::Signature::from_bytes(signature.try_into().unwrap());
+    assert!(key.verify_strict(&msg, &sig).is_ok());
+}
