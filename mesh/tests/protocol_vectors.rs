@@ -1,29 +1,44 @@
-//! Golden vectors of PROTOCOL.md §8.1 (identity and frames), checked byte for byte against this implementation.
+//! Golden vectors of PROTOCOL.md §8.1 (identity and frames) and §8.3 (sessions: a whole Noise XX handshake, sealed
+//! frames), checked byte for byte against this implementation.
 //!
 //! Each vector is recomputed here from the inputs stated under it in PROTOCOL.md, and each frame vector is then
 //! deconstructed, constructed into a buffer pre-filled with 0xa5, parsed and emitted back, truncated and
-//! malformed. Invariant: a change to the wire format, the signing or the AEAD construction fails here until the
-//! document is changed with it. `cargo test -p mesh --test protocol_vectors -- --ignored --nocapture` prints the
-//! blocks as they belong in PROTOCOL.md.
+//! malformed. The handshake vectors come out of two real `Sessions` and are recomputed a second time by a Noise XX
+//! written here from the Noise specification alone, from the stated keys. Invariant: a change to the wire format,
+//! the signing, the handshake or the AEAD construction fails here until the document is changed with it.
+//! `cargo test -p mesh --test protocol_vectors -- --ignored --nocapture` prints the blocks as they belong in
+//! PROTOCOL.md.
 
 mod common;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use mesh::identity::{Identity, NodeId};
+use mesh::node::MessageId;
+use mesh::node::{Action, LinkId, Node, NodeConfig};
+use mesh::route::reliable::encode_ack;
+use mesh::session::{
+    padded_len, seal_with_key, unpadded_len, Key, SessionConfig, SessionRecord, Sessions,
+    NOISE_PARAMS, PROLOGUE_LABEL,
+};
+use mesh::time::Instant;
 use mesh::wire::body::{CAP_RELAY, CAP_SESSIONS, SEALED_FIXED_LEN, TAG_LEN};
 use mesh::wire::{
     channel_associated_data, channel_tag, decode, encode, encode_body, sealed_associated_data,
     Announce, Body, Broadcast, Channel, FrameView, Handshake, Header, Kind, LinkAck, PeerSync,
     Sealed, UnknownSession, WireError, HEADER_LEN,
 };
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
 
 const PEER: NodeId = NodeId([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
 const SESSION_KEY: [u8; 32] = [0x42; 32];
 const CHANNEL_KEY: [u8; 32] = [0x33; 32];
 
 fn identity() -> Identity {
-    Identity::from_secrets([0x01; 32], [0x02; 32])
+    Identity::from_secrets([0x01; 32], INITIATOR_X25519_SECRET)
 }
 
 fn channel_nonce() -> [u8; 24] {
@@ -234,10 +249,10 @@ fn computed_peer_sync() -> Vec<u8> {
     encode_body(&peer_sync_header(), &Body::PeerSync(body)).unwrap()
 }
 
-/// Every §8.1 vector, computed from its inputs.
+/// Every §8.1 and §8.3 vector, computed from its inputs.
 fn computed() -> Vec<(&'static str, Vec<u8>)> {
     let id = identity();
-    vec![
+    let mut v = vec![
         ("identity_ed25519_public", id.public().ed25519.to_vec()),
         ("identity_x25519_public", id.public().x25519.to_vec()),
         ("node_id", id.node_id().0.to_vec()),
@@ -253,7 +268,11 @@ fn computed() -> Vec<(&'static str, Vec<u8>)> {
         ("channel", computed_channel()),
         ("peer_sync", computed_peer_sync()),
         ("link_ack", computed_link_ack()),
-    ]
+        ("hello", computed_hello()),
+    ];
+    v.extend(computed_sealed());
+    v.extend(computed_noise());
+    v
 }
 
 #[test]
@@ -684,4 +703,668 @@ fn link_ack_vector() {
     assert_eq!(decode(&m).map(|(_, b)| b.buffer_len()), Ok(32 * 12));
     m.extend_from_slice(&[0; 12]);
     assert_eq!(decode(&m).unwrap_err(), WireError::TooLong);
+}
+
+#[test]
+fn vector_names_are_unique_lowercase_words() {
+    let vectors = common::protocol_vectors();
+    let mut names: Vec<&str> = vectors.iter().map(|(n, _)| n.as_str()).collect();
+    for n in &names {
+        assert!(
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "vector name `{n}` is not [a-z0-9_]+"
+        );
+    }
+    let count = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), count, "a vector name appears twice");
+}
+
+/// The RFC 8439 §2.3 ChaCha20 block function: 64 keystream bytes for `key`, `counter` and a 12-byte `nonce`.
+fn chacha20_block(key: &[u8; 32], counter: u32, nonce: &[u8; 12]) -> [u8; 64] {
+    fn qr(s: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+        s[a] = s[a].wrapping_add(s[b]);
+        s[d] = (s[d] ^ s[a]).rotate_left(16);
+        s[c] = s[c].wrapping_add(s[d]);
+        s[b] = (s[b] ^ s[c]).rotate_left(12);
+        s[a] = s[a].wrapping_add(s[b]);
+        s[d] = (s[d] ^ s[a]).rotate_left(8);
+        s[c] = s[c].wrapping_add(s[d]);
+        s[b] = (s[b] ^ s[c]).rotate_left(7);
+    }
+    let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap());
+    let mut init = [0u32; 16];
+    init[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
+    for i in 0..8 {
+        init[4 + i] = word(&key[4 * i..4 * i + 4]);
+    }
+    init[12] = counter;
+    for i in 0..3 {
+        init[13 + i] = word(&nonce[4 * i..4 * i + 4]);
+    }
+    let mut s = init;
+    for _ in 0..10 {
+        qr(&mut s, 0, 4, 8, 12);
+        qr(&mut s, 1, 5, 9, 13);
+        qr(&mut s, 2, 6, 10, 14);
+        qr(&mut s, 3, 7, 11, 15);
+        qr(&mut s, 0, 5, 10, 15);
+        qr(&mut s, 1, 6, 11, 12);
+        qr(&mut s, 2, 7, 8, 13);
+        qr(&mut s, 3, 4, 9, 14);
+    }
+    let mut out = [0u8; 64];
+    for i in 0..16 {
+        out[4 * i..4 * i + 4].copy_from_slice(&s[i].wrapping_add(init[i]).to_le_bytes());
+    }
+    out
+}
+
+/// PROTOCOL.md §8.4 states the `channel_frame` nonce as the first 24 bytes of the plain ChaCha20 keystream (key
+/// `07` × 32, nonce 0, counter 0), so an implementation without meshnode's RNG reproduces it.
+#[test]
+fn channel_frame_nonce_is_the_chacha20_keystream() {
+    // RFC 8439 §2.3.2 test vector first, so the block function above is the standard one.
+    let key: [u8; 32] = core::array::from_fn(|i| i as u8);
+    let nonce = [0, 0, 0, 9, 0, 0, 0, 0x4a, 0, 0, 0, 0];
+    assert_eq!(
+        hex::encode(&chacha20_block(&key, 1, &nonce)[..16]),
+        "10f1e7e4d13b5915500fdd1fa32071c4"
+    );
+    let frame = common::vector("channel_frame");
+    let stream = chacha20_block(&[0x07; 32], 0, &[0; 12]);
+    assert_eq!(&frame[HEADER_LEN + 8..HEADER_LEN + 32], &stream[..24]);
+}
+
+/// PROTOCOL.md §5.7: the embedded announce of the `peer_sync` vector verifies over `"meshnode/1 announce"`, then the
+/// 21 bytes `21 || frame_id || peer || ff × 8`, then the announce body before its signature.
+#[test]
+fn peer_sync_announce_is_signed_over_the_stated_header_bytes() {
+    let v = common::vector("peer_sync");
+    let body = &v[HEADER_LEN..];
+    let (frame_id, peer, announce) = (&body[3..7], &body[7..15], &body[15..]);
+    let (signed_body, signature) = announce.split_at(announce.len() - 64);
+    let mut msg = b"meshnode/1 announce".to_vec();
+    msg.push(0x21);
+    msg.extend_from_slice(frame_id);
+    msg.extend_from_slice(peer);
+    msg.extend_from_slice(&[0xff; 8]);
+    msg.extend_from_slice(signed_body);
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&announce[..32].try_into().unwrap()).unwrap();
+    let sig = ed25519_dalek::Signature::from_bytes(signature.try_into().unwrap());
+    assert!(key.verify_strict(&msg, &sig).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// §8.1 hello
+
+/// The link-local hello of §7.1 from the §8.1 identity: ANNOUNCE, TTL 0, nickname `alice`, the default
+/// capabilities, frame id 0x0a0b0c12.
+fn computed_hello() -> Vec<u8> {
+    Announce::sign_frame(
+        &identity(),
+        0x0a0b_0c12,
+        0,
+        CAP_RELAY | CAP_SESSIONS,
+        "alice",
+    )
+    .unwrap()
+}
+
+#[test]
+fn hello_vector_is_what_a_node_sends_when_a_link_comes_up() {
+    let v = common::vector("hello");
+    let (h, body) = decode(&v).unwrap();
+    let Body::Announce(a) = body else {
+        panic!("not an announce: {body:?}")
+    };
+    assert_eq!(
+        h,
+        Header {
+            kind: Kind::Announce,
+            ttl: 0,
+            frame_id: 0x0a0b_0c12,
+            src: identity().node_id(),
+            dst: NodeId::BROADCAST
+        }
+    );
+    assert_eq!((a.capabilities, a.nickname), (0x0003, "alice"));
+    assert_eq!(a.verify(&h), Ok(()));
+    // Only the TTL differs from the `announce` vector's header; the frame id is in the signature.
+    assert_eq!(v.len(), common::vector("announce").len());
+    // A real node with this identity and nickname sends exactly this construction (its frame id is random) as one
+    // SINGLE packet on the link that came up.
+    let mut config = NodeConfig::default();
+    config.nickname = "alice".into();
+    assert_eq!(config.capabilities, CAP_RELAY | CAP_SESSIONS);
+    let mut node = Node::new(identity(), config, [0x0c; 32], Instant::ZERO);
+    node.link_up(LinkId(0), 247, Instant::ZERO);
+    let packet = std::iter::from_fn(|| node.poll_action())
+        .find_map(|a| match a {
+            Action::Transmit {
+                link: LinkId(0),
+                packet,
+            } => Some(packet),
+            _ => None,
+        })
+        .expect("a hello on the new link");
+    assert_eq!(packet[0] >> 6, 0b11, "a SINGLE packet");
+    let frame = &packet[1..];
+    let frame_id = u32::from_be_bytes(frame[2..6].try_into().unwrap());
+    let rebuilt = Announce::sign_frame(&identity(), frame_id, 0, 0x0003, "alice").unwrap();
+    assert_eq!(frame, &rebuilt[..]);
+    assert_eq!(frame[..2], [0x21, 0x00]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// §8.3 sealed frames with padding: TRANSPORT, ACK, CLOSE
+
+/// The §8.3 padded TRANSPORT message: 40 bytes, so 41 with the 0x80 marker, padded to the 64-byte bucket.
+const PADDED_MESSAGE: &[u8] = b"forty bytes of text fill the 64 bucket..";
+
+/// `(name, kind, frame id, nonce, message)` of the §8.3 sealed vectors, all under the key `42` x 32 at epoch 0
+/// from the §8.1 identity to `PEER`, session id 0x2a, with the default padding buckets.
+fn sealed_cases() -> [(&'static str, Kind, u32, u64, Vec<u8>); 3] {
+    [
+        (
+            "session_transport_padded",
+            Kind::Transport,
+            0x0a0b_0c13,
+            6,
+            PADDED_MESSAGE.to_vec(),
+        ),
+        (
+            "session_ack",
+            Kind::Ack,
+            0x0a0b_0c14,
+            7,
+            encode_ack(&[MessageId(1), MessageId(0x0102_0304_0506_0708)]),
+        ),
+        ("session_close", Kind::Close, 0x0a0b_0c15, 8, vec![0x00]),
+    ]
+}
+
+fn padded(message: &[u8]) -> Vec<u8> {
+    let len = padded_len(message.len(), &SessionConfig::default().padding_buckets).unwrap();
+    let mut p = message.to_vec();
+    p.push(0x80);
+    p.resize(len, 0);
+    p
+}
+
+fn sealed_header(kind: Kind, frame_id: u32) -> Header {
+    Header {
+        kind,
+        ttl: 7,
+        frame_id,
+        src: identity().node_id(),
+        dst: PEER,
+    }
+}
+
+fn computed_sealed() -> Vec<(&'static str, Vec<u8>)> {
+    let buckets = SessionConfig::default().padding_buckets;
+    let mut out = Vec::new();
+    for (name, kind, frame_id, nonce, message) in sealed_cases() {
+        let frame = seal_with_key(
+            Key(SESSION_KEY),
+            0,
+            nonce,
+            &sealed_header(kind, frame_id),
+            0x2a,
+            &message,
+            &buckets,
+        )
+        .unwrap();
+        let plaintext_name = match name {
+            "session_transport_padded" => "session_transport_padded_plaintext",
+            "session_ack" => "session_ack_plaintext",
+            _ => "session_close_plaintext",
+        };
+        out.push((plaintext_name, padded(&message)));
+        out.push((name, frame));
+    }
+    out
+}
+
+#[test]
+fn sealed_vectors_pad_and_open_as_section_6_6_says() {
+    assert_eq!(PADDED_MESSAGE.len(), 40);
+    for (name, kind, frame_id, nonce, message) in sealed_cases() {
+        let v = common::vector(name);
+        let plaintext = common::vector(&format!("{name}_plaintext"));
+        // The padding rule: message, 0x80, zeros up to the smallest bucket that holds message + 1.
+        let bucket = [32, 64, 128, 256, 512, 1024]
+            .into_iter()
+            .find(|&b| b > message.len())
+            .unwrap();
+        assert_eq!(plaintext.len(), bucket, "{name}");
+        assert_eq!(&plaintext[..message.len()], &message[..], "{name}");
+        assert_eq!(plaintext[message.len()], 0x80, "{name}");
+        assert!(plaintext[message.len() + 1..].iter().all(|&b| b == 0));
+        assert_eq!(unpadded_len(&plaintext), Some(message.len()), "{name}");
+        // The frame: PADDED bit set, epoch 0, the stated nonce; opens with the bare AEAD of §6.4.
+        let (h, body) = decode(&v).unwrap();
+        assert_eq!(h, sealed_header(kind, frame_id), "{name}");
+        let Body::Sealed(s) = body else {
+            panic!("{body:?}")
+        };
+        assert_eq!(
+            (s.session_id, s.epoch, s.padded, s.nonce),
+            (0x2a, 0, true, nonce)
+        );
+        assert_eq!(v[23], 0x80, "{name}: epoch_flags");
+        assert_eq!(v.len(), 48 + bucket, "{name}");
+        let ad = sealed_associated_data(&v).unwrap();
+        assert_eq!(
+            noise_decrypt(&SESSION_KEY, nonce, &ad, s.ciphertext_and_tag).as_deref(),
+            Some(&plaintext[..]),
+            "{name}"
+        );
+        let mut buf = vec![0xa5; HEADER_LEN + s.buffer_len()];
+        h.emit(&mut buf);
+        s.emit(&mut buf[HEADER_LEN..]);
+        assert_eq!(buf, v);
+    }
+    assert_eq!(
+        common::vector("session_ack_plaintext")[..16],
+        common::vector("ack_plaintext")[..]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// §8.3 Noise XX handshake
+
+/// The responder of the handshake vectors (the initiator is the §8.1 identity).
+fn responder() -> Identity {
+    Identity::from_secrets([0x03; 32], RESPONDER_X25519_SECRET)
+}
+
+/// The static Noise keys: each identity's X25519 secret.
+const INITIATOR_X25519_SECRET: [u8; 32] = [0x02; 32];
+const RESPONDER_X25519_SECRET: [u8; 32] = [0x04; 32];
+
+/// The seeds of the two `Sessions` that ran the handshake; they only explain where the ephemeral keys, session id
+/// and frame ids of the vectors came from.
+const INITIATOR_SEED: [u8; 32] = [0x0a; 32];
+const RESPONDER_SEED: [u8; 32] = [0x0b; 32];
+const I2R_MESSAGE: &[u8] = b"hello responder";
+const R2I_MESSAGE: &[u8] = b"hello initiator";
+
+/// What two real `Sessions` put on air and keep.
+struct SessionRun {
+    frames: [Vec<u8>; 5],
+    k_i2r: [u8; 32],
+    k_r2i: [u8; 32],
+}
+
+fn epoch0_keys(s: &mut Sessions) -> ([u8; 32], [u8; 32]) {
+    let snap = std::iter::from_fn(|| s.poll_persist())
+        .filter_map(|r| match r {
+            SessionRecord::Snapshot(snap) => Some(snap),
+            _ => None,
+        })
+        .last()
+        .expect("a snapshot of the established session");
+    assert_eq!((snap.tx_epoch, snap.rx_epoch), (0, 0));
+    (snap.tx_key, snap.rx_key)
+}
+
+/// Runs the handshake between two real `Sessions` (default configuration, persistence on only to read the keys
+/// back; it changes nothing on air): the initiator's first message is queued, so it leaves right behind
+/// HANDSHAKE_3; the responder answers once established.
+fn session_run() -> SessionRun {
+    let mut cfg = SessionConfig::default();
+    cfg.persist = true;
+    let t = Instant::ZERO;
+    let mut a = Sessions::new(identity(), cfg.clone(), INITIATOR_SEED);
+    let mut b = Sessions::new(responder(), cfg, RESPONDER_SEED);
+    let (ia, ib) = (a.node_id(), b.node_id());
+    a.send(ib, Kind::Transport, I2R_MESSAGE, t).unwrap();
+    let out = |s: &mut Sessions| -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| s.poll_transmit())
+            .map(|o| o.frame)
+            .collect()
+    };
+    let [h1] = <[_; 1]>::try_from(out(&mut a)).unwrap();
+    b.handle_frame(&h1, t).unwrap();
+    let [h2] = <[_; 1]>::try_from(out(&mut b)).unwrap();
+    a.handle_frame(&h2, t).unwrap();
+    let [h3, t_i2r] = <[_; 2]>::try_from(out(&mut a)).unwrap();
+    b.handle_frame(&h3, t).unwrap();
+    let got = b.handle_frame(&t_i2r, t).unwrap().unwrap();
+    assert_eq!((got.from, &got.plaintext[..]), (ia, I2R_MESSAGE));
+    b.send(ia, Kind::Transport, R2I_MESSAGE, t).unwrap();
+    let [t_r2i] = <[_; 1]>::try_from(out(&mut b)).unwrap();
+    let got = a.handle_frame(&t_r2i, t).unwrap().unwrap();
+    assert_eq!((got.from, &got.plaintext[..]), (ib, R2I_MESSAGE));
+    let (a_tx, a_rx) = epoch0_keys(&mut a);
+    let (b_tx, b_rx) = epoch0_keys(&mut b);
+    assert_eq!((a_tx, a_rx), (b_rx, b_tx));
+    SessionRun {
+        frames: [h1, h2, h3, t_i2r, t_r2i],
+        k_i2r: a_tx,
+        k_r2i: a_rx,
+    }
+}
+
+fn prologue() -> Vec<u8> {
+    let mut p = PROLOGUE_LABEL.to_vec();
+    p.extend_from_slice(&identity().node_id().0);
+    p.extend_from_slice(&responder().node_id().0);
+    p
+}
+
+/// The first `n` bytes of the ChaCha20 keystream under `key` (nonce 0, counters from 0).
+fn keystream(key: &[u8; 32], n: usize) -> Vec<u8> {
+    (0..n.div_ceil(64) as u32)
+        .flat_map(|c| chacha20_block(key, c, &[0; 12]))
+        .take(n)
+        .collect()
+}
+
+/// The ephemeral private keys as meshnode draws them (informative in PROTOCOL.md §8.3; the keys are the inputs):
+/// the session layer's RNG is the ChaCha20 keystream under its seed; the initiator takes 4 bytes for the session id,
+/// then 32 bytes as the handshake's own seed; the responder takes 32 bytes as the handshake's seed; each handshake's
+/// ephemeral private key is the first 32 bytes of the keystream under that handshake seed.
+fn derived_ephemerals() -> ([u8; 32], [u8; 32]) {
+    let ks = keystream(&INITIATOR_SEED, 36);
+    let hs_i: [u8; 32] = ks[4..36].try_into().unwrap();
+    let hs_r: [u8; 32] = keystream(&RESPONDER_SEED, 32).try_into().unwrap();
+    // The same through rand_chacha, the RNG meshnode uses.
+    let mut r = ChaCha20Rng::from_seed(INITIATOR_SEED);
+    let _ = r.next_u32();
+    let mut seed = [0u8; 32];
+    r.fill_bytes(&mut seed);
+    assert_eq!(seed, hs_i);
+    (
+        keystream(&hs_i, 32).try_into().unwrap(),
+        keystream(&hs_r, 32).try_into().unwrap(),
+    )
+}
+
+fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(key);
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    for p in parts {
+        inner.update(p);
+    }
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// Noise's HKDF with two outputs (§4.3 of the Noise specification).
+fn hkdf2(ck: &[u8; 32], ikm: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let temp = hmac_sha256(ck, &[ikm]);
+    let o1 = hmac_sha256(&temp, &[&[1]]);
+    let o2 = hmac_sha256(&temp, &[&o1, &[2]]);
+    (o1, o2)
+}
+
+/// Noise's SymmetricState with its CipherState (§5.1–§5.2 of the Noise specification).
+struct Symmetric {
+    ck: [u8; 32],
+    h: [u8; 32],
+    k: Option<[u8; 32]>,
+    n: u64,
+}
+
+impl Symmetric {
+    /// A protocol name of exactly 32 bytes is `h` as it is (no hash); `ck = h`.
+    fn new(name: &[u8]) -> Self {
+        let h: [u8; 32] = name.try_into().unwrap();
+        Symmetric {
+            ck: h,
+            h,
+            k: None,
+            n: 0,
+        }
+    }
+    fn mix_hash(&mut self, data: &[u8]) {
+        self.h = Sha256::new()
+            .chain_update(self.h)
+            .chain_update(data)
+            .finalize()
+            .into();
+    }
+    fn mix_key(&mut self, ikm: &[u8]) {
+        let (ck, k) = hkdf2(&self.ck, ikm);
+        self.ck = ck;
+        self.k = Some(k);
+        self.n = 0;
+    }
+    fn encrypt_and_hash(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        let ct = match self.k {
+            Some(k) => noise_encrypt(&k, self.n, &self.h, plaintext),
+            None => plaintext.to_vec(),
+        };
+        self.n += 1;
+        self.mix_hash(&ct);
+        ct
+    }
+}
+
+fn x25519_public(private: &[u8; 32]) -> [u8; 32] {
+    MontgomeryPoint::mul_base_clamped(*private).0
+}
+
+fn x25519(private: &[u8; 32], public: &[u8; 32]) -> [u8; 32] {
+    MontgomeryPoint(*public).mul_clamped(*private).0
+}
+
+/// Noise XX from the stated inputs alone: the three messages, `h` after message 3 and the two Split() keys.
+struct NoiseXx {
+    messages: [Vec<u8>; 3],
+    h: [u8; 32],
+    k1: [u8; 32],
+    k2: [u8; 32],
+}
+
+fn noise_xx(e_i: &[u8; 32], e_r: &[u8; 32]) -> NoiseXx {
+    let (ini, res) = (identity(), responder());
+    let (s_i, s_r) = (INITIATOR_X25519_SECRET, RESPONDER_X25519_SECRET);
+    let mut st = Symmetric::new(NOISE_PARAMS.as_bytes());
+    st.mix_hash(&prologue());
+    // -> e (payload empty)
+    let e_i_pub = x25519_public(e_i);
+    st.mix_hash(&e_i_pub);
+    let mut m1 = e_i_pub.to_vec();
+    m1.extend(st.encrypt_and_hash(&[]));
+    // <- e, ee, s, es (payload: the responder's Ed25519 key)
+    let e_r_pub = x25519_public(e_r);
+    st.mix_hash(&e_r_pub);
+    let mut m2 = e_r_pub.to_vec();
+    st.mix_key(&x25519(e_r, &e_i_pub));
+    m2.extend(st.encrypt_and_hash(&x25519_public(&s_r)));
+    st.mix_key(&x25519(&s_r, &e_i_pub));
+    m2.extend(st.encrypt_and_hash(&res.public().ed25519));
+    // -> s, se (payload: the initiator's Ed25519 key)
+    let mut m3 = st.encrypt_and_hash(&x25519_public(&s_i));
+    st.mix_key(&x25519(&s_i, &e_r_pub));
+    m3.extend(st.encrypt_and_hash(&ini.public().ed25519));
+    let (k1, k2) = hkdf2(&st.ck, &[]);
+    NoiseXx {
+        messages: [m1, m2, m3],
+        h: st.h,
+        k1,
+        k2,
+    }
+}
+
+fn computed_noise() -> Vec<(&'static str, Vec<u8>)> {
+    let run = session_run();
+    let (e_i, e_r) = derived_ephemerals();
+    let res = responder();
+    let [h1, h2, h3, t_i2r, t_r2i] = run.frames;
+    // `h` after message 3 is not exposed by meshnode: it is the Noise computation above, whose messages are
+    // checked against meshnode's frames (every AEAD tag in them covers the `h` of its moment).
+    let xx = noise_xx(&e_i, &e_r);
+    vec![
+        (
+            "noise_responder_ed25519_public",
+            res.public().ed25519.to_vec(),
+        ),
+        (
+            "noise_responder_x25519_public",
+            res.public().x25519.to_vec(),
+        ),
+        ("noise_responder_node_id", res.node_id().0.to_vec()),
+        ("noise_h_initial", NOISE_PARAMS.as_bytes().to_vec()),
+        ("noise_prologue", prologue()),
+        ("noise_initiator_ephemeral_private", e_i.to_vec()),
+        ("noise_responder_ephemeral_private", e_r.to_vec()),
+        ("noise_handshake_1", h1),
+        ("noise_handshake_2", h2),
+        ("noise_handshake_3", h3),
+        ("noise_handshake_hash", xx.h.to_vec()),
+        ("noise_k_i2r", run.k_i2r.to_vec()),
+        ("noise_k_r2i", run.k_r2i.to_vec()),
+        ("noise_transport_i2r", t_i2r),
+        ("noise_transport_r2i", t_r2i),
+    ]
+}
+
+/// snow's default resolver with an RNG that must not be used: the ephemeral keys are fixed.
+struct FixedResolver;
+
+struct NoRandom;
+
+impl snow::types::Random for NoRandom {
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), snow::Error> {
+        panic!("the ephemeral keys of the vectors are fixed; nothing else is random")
+    }
+}
+
+impl snow::resolvers::CryptoResolver for FixedResolver {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        Some(Box::new(NoRandom))
+    }
+    fn resolve_dh(&self, c: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        snow::resolvers::DefaultResolver.resolve_dh(c)
+    }
+    fn resolve_hash(&self, c: &snow::params::HashChoice) -> Option<Box<dyn snow::types::Hash>> {
+        snow::resolvers::DefaultResolver.resolve_hash(c)
+    }
+    fn resolve_cipher(
+        &self,
+        c: &snow::params::CipherChoice,
+    ) -> Option<Box<dyn snow::types::Cipher>> {
+        snow::resolvers::DefaultResolver.resolve_cipher(c)
+    }
+}
+
+#[test]
+fn noise_handshake_vectors_reproduce_from_the_stated_inputs() {
+    let key = |name: &str| -> [u8; 32] { common::vector(name).try_into().unwrap() };
+    let (e_i, e_r) = (
+        key("noise_initiator_ephemeral_private"),
+        key("noise_responder_ephemeral_private"),
+    );
+    // The stated ephemerals are the ones meshnode drew from its seeded RNGs.
+    assert_eq!(derived_ephemerals(), (e_i, e_r));
+    assert_eq!(
+        common::vector("noise_h_initial"),
+        b"Noise_XX_25519_ChaChaPoly_SHA256"
+    );
+    assert_eq!(NOISE_PARAMS.len(), 32);
+    let p = common::vector("noise_prologue");
+    assert_eq!(p.len(), 13 + 8 + 8);
+    assert_eq!(&p[..13], b"meshnode/1 XX");
+    assert_eq!(&p[13..21], &common::vector("node_id")[..]);
+    assert_eq!(&p[21..], &common::vector("noise_responder_node_id")[..]);
+
+    // The Noise messages inside the frames are what Noise XX computes from the stated keys alone.
+    let xx = noise_xx(&e_i, &e_r);
+    let (ia, ib) = (identity().node_id(), responder().node_id());
+    let mut session_id = None;
+    for (i, (kind, src, dst)) in [
+        (Kind::Handshake1, ia, ib),
+        (Kind::Handshake2, ib, ia),
+        (Kind::Handshake3, ia, ib),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let v = common::vector(&format!("noise_handshake_{}", i + 1));
+        let (h, body) = decode(&v).unwrap();
+        assert_eq!((h.kind, h.ttl, h.src, h.dst), (kind, 7, src, dst));
+        let Body::Handshake(hs) = body else {
+            panic!("{body:?}")
+        };
+        assert_eq!(*session_id.get_or_insert(hs.session_id), hs.session_id);
+        assert_eq!(hs.noise, &xx.messages[i][..], "message {}", i + 1);
+        assert_eq!(hs.noise.len(), [32, 128, 96][i]);
+    }
+    assert_eq!(
+        &common::vector("noise_handshake_1")[23..],
+        &x25519_public(&e_i)
+    );
+    assert_eq!(
+        &common::vector("noise_handshake_2")[23..55],
+        &x25519_public(&e_r)
+    );
+    assert_eq!(xx.h, key("noise_handshake_hash"));
+    // The first Split() output is initiator to responder; meshnode's keys are these.
+    assert_eq!((xx.k1, xx.k2), (key("noise_k_i2r"), key("noise_k_r2i")));
+
+    // snow, the Noise library meshnode runs, agrees on `h` given the same ephemerals.
+    fn build<'a>(s: &'a [u8], e: &'a [u8], p: &'a [u8]) -> snow::Builder<'a> {
+        snow::Builder::with_resolver(NOISE_PARAMS.parse().unwrap(), Box::new(FixedResolver))
+            .local_private_key(s)
+            .unwrap()
+            .prologue(p)
+            .unwrap()
+            .fixed_ephemeral_key_for_testing_only(e)
+    }
+    let mut ini = build(&INITIATOR_X25519_SECRET, &e_i, &p)
+        .build_initiator()
+        .unwrap();
+    let mut res = build(&RESPONDER_X25519_SECRET, &e_r, &p)
+        .build_responder()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let mut scratch = [0u8; 256];
+    let n = ini.write_message(&[], &mut buf).unwrap();
+    res.read_message(&buf[..n], &mut scratch).unwrap();
+    let n = res
+        .write_message(&responder().public().ed25519, &mut buf)
+        .unwrap();
+    ini.read_message(&buf[..n], &mut scratch).unwrap();
+    let n = ini
+        .write_message(&identity().public().ed25519, &mut buf)
+        .unwrap();
+    assert_eq!(&buf[..n], &xx.messages[2][..]);
+    res.read_message(&buf[..n], &mut scratch).unwrap();
+    assert_eq!(ini.get_handshake_hash(), &xx.h[..]);
+    assert_eq!(res.get_handshake_hash(), &xx.h[..]);
+
+    // The first TRANSPORT frame each way: session id of the handshake, epoch 0, nonce 0, padded to 32 bytes.
+    for (name, k, src, dst, message) in [
+        ("noise_transport_i2r", xx.k1, ia, ib, I2R_MESSAGE),
+        ("noise_transport_r2i", xx.k2, ib, ia, R2I_MESSAGE),
+    ] {
+        let v = common::vector(name);
+        let (h, body) = decode(&v).unwrap();
+        assert_eq!(
+            (h.kind, h.ttl, h.src, h.dst),
+            (Kind::Transport, 7, src, dst)
+        );
+        let Body::Sealed(s) = body else {
+            panic!("{body:?}")
+        };
+        assert_eq!(
+            (Some(s.session_id), s.epoch, s.padded, s.nonce),
+            (session_id, 0, true, 0)
+        );
+        let ad = sealed_associated_data(&v).unwrap();
+        let plaintext = noise_decrypt(&k, 0, &ad, s.ciphertext_and_tag).unwrap();
+        assert_eq!(plaintext, padded(message), "{name}");
+    }
 }
