@@ -317,7 +317,12 @@ pub struct ServerParts {
     pub events: broadcast::Sender<Arc<str>>,
     /// Connection slots.
     pub slots: Arc<Semaphore>,
+    /// Connections being refused politely (an explanation, then a short drain) at once; more are closed at once.
+    pub refusals: Arc<Semaphore>,
 }
+
+/// Connections refused politely at the same time, at most (each holds a descriptor for up to half a second).
+pub const MAX_REFUSALS: usize = 8;
 
 /// Accepts connections until the listener fails or the task is aborted.
 pub async fn serve(listener: UnixListener, parts: ServerParts) {
@@ -337,9 +342,16 @@ async fn serve_with(listener: UnixListener, parts: ServerParts, idle: std::time:
                             drop(permit);
                         });
                     }
-                    Err(_) => {
-                        tokio::spawn(refuse(stream));
-                    }
+                    Err(_) => match parts.refusals.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tokio::spawn(async move {
+                                refuse(stream).await;
+                                drop(permit);
+                            });
+                        }
+                        // Refusing politely is bounded too: beyond it, a connection is closed at once.
+                        Err(_) => drop(stream),
+                    },
                 }
             }
             Err(e) => {
@@ -364,7 +376,7 @@ async fn refuse(mut stream: UnixStream) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 1024];
     let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
 }
 
 fn error_line(message: &str) -> String {
@@ -378,9 +390,10 @@ fn ok_line(result: Value) -> String {
 async fn connection(stream: UnixStream, parts: ServerParts, idle: std::time::Duration) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let mut line = Vec::new();
+    // A request line may hold a channel password: wiped after each request and when the connection ends.
+    let mut line = zeroize::Zeroizing::new(Vec::new());
     loop {
-        line.clear();
+        zeroize::Zeroize::zeroize(&mut *line);
         let limit = u64::try_from(MAX_LINE)
             .unwrap_or(u64::MAX)
             .saturating_add(1);
@@ -417,10 +430,28 @@ async fn connection(stream: UnixStream, parts: ServerParts, idle: std::time::Dur
                 stream_events(&mut rx, &mut write, &mut reader).await;
                 return;
             }
-            Ok(req) => match into_command(req).await {
-                Err(e) => error_line(&e),
-                Ok(command) => call(&parts, command).await,
-            },
+            Ok(req) => {
+                // A join's key derivation can take seconds: if the client gives up and goes meanwhile, the work is
+                // dropped (a derivation not started yet is skipped), so nothing happens that it was told failed.
+                let work = async {
+                    match into_command(req).await {
+                        Err(e) => error_line(&e),
+                        Ok(command) => call(&parts, command).await,
+                    }
+                };
+                tokio::pin!(work);
+                let mut watching = true;
+                loop {
+                    tokio::select! {
+                        answer = &mut work => break answer,
+                        seen = reader.fill_buf(), if watching => match seen {
+                            Ok([]) | Err(_) => return,
+                            // A pipelined next request: the client is still there; it is read after this answer.
+                            Ok(_) => watching = false,
+                        },
+                    }
+                }
+            }
         };
         if write.write_all(answer.as_bytes()).await.is_err() {
             return;
@@ -744,6 +775,7 @@ mod tests {
             calls,
             events,
             slots: Arc::new(Semaphore::new(1)),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
         };
         let slots = Arc::clone(&parts.slots);
         let server = tokio::spawn(serve_with(

@@ -266,6 +266,7 @@ async fn run_async(settings: Settings, unlocked: Unlocked) -> Result<(), RunErro
             calls: calls_tx,
             events: events_tx.clone(),
             slots: Arc::new(Semaphore::new(settings.max_control_clients)),
+            refusals: Arc::new(Semaphore::new(control::MAX_REFUSALS)),
         },
     ));
 

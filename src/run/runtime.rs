@@ -235,32 +235,40 @@ impl Loop {
             Command::Stats => serde_json::to_value(self.stats())
                 .map_err(|e| format!("cannot encode the counters: {e}")),
             Command::Send { peer, text } => {
-                let id = self.peer(&peer)?;
-                let known = self.candidates().iter().any(|(c, _)| *c == id);
-                let max = self.driver.node.max_payload(PayloadKind::Private);
+                let candidates = self.candidates();
+                let node = &self.driver.node;
+                let id = resolve_peer(&peer, (node.node_id(), node.nickname()), &candidates)?;
+                let known = candidates.iter().any(|(c, _)| *c == id);
                 let msg = self
                     .driver
                     .node
                     .send(id, text.as_bytes(), now)
-                    .map_err(|e| send_error(&format!("cannot send to {id}"), e, text.len(), max))?;
+                    .map_err(|e| {
+                        let max = self.driver.node.max_payload(PayloadKind::Private);
+                        send_error(&format!("cannot send to {id}"), e, text.len(), max)
+                    })?;
                 Ok(send_answer(id, msg.0, known))
             }
             Command::Broadcast { text } => {
-                let max = self.driver.node.max_payload(PayloadKind::Broadcast);
                 let msg = self
                     .driver
                     .node
                     .broadcast(text.as_bytes(), now)
-                    .map_err(|e| send_error("cannot broadcast", e, text.len(), max))?;
+                    .map_err(|e| {
+                        let max = self.driver.node.max_payload(PayloadKind::Broadcast);
+                        send_error("cannot broadcast", e, text.len(), max)
+                    })?;
                 Ok(json!({"id": format!("{:016x}", msg.0), "channel": null}))
             }
             Command::SendChannel { channel, text } => {
-                let max = self.driver.node.max_payload(PayloadKind::Channel);
                 let msg = self
                     .driver
                     .node
                     .send_channel(&channel, text.as_bytes(), now)
-                    .map_err(|e| send_channel_error(&channel, e, text.len(), max))?;
+                    .map_err(|e| {
+                        let max = self.driver.node.max_payload(PayloadKind::Channel);
+                        send_channel_error(&channel, e, text.len(), max)
+                    })?;
                 Ok(json!({"id": format!("{:016x}", msg.0), "channel": channel}))
             }
             Command::Join { key } => {
