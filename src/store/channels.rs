@@ -101,10 +101,12 @@ impl Store {
             .storage_key()
             .open(&channel_ad(k), &record.sealed)
             .map_err(|e| damaged(e.to_string()))?;
-        let key: [u8; CHANNEL_KEY_LEN] = bytes[..]
-            .try_into()
-            .map_err(|_| damaged(format!("its key is {} bytes, not 32", bytes.len())))?;
-        ChannelKey::from_bytes(name, key).map_err(|e| damaged(e.to_string()))
+        let key: Zeroizing<[u8; CHANNEL_KEY_LEN]> = Zeroizing::new(
+            bytes[..]
+                .try_into()
+                .map_err(|_| damaged(format!("its key is {} bytes, not 32", bytes.len())))?,
+        );
+        ChannelKey::from_bytes(name, *key).map_err(|e| damaged(e.to_string()))
     }
 }
 
