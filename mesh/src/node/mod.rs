@@ -586,6 +586,13 @@ impl Node {
             .collect()
     }
 
+    /// How many peers are marked as having lost their session (UNKNOWN_SESSION while a handshake with them got
+    /// under way): for tests of the early-resend bookkeeping.
+    #[doc(hidden)]
+    pub fn lost_session_marks(&self) -> usize {
+        self.lost_sessions.len()
+    }
+
     /// An estimate of the heap and inline memory this node holds.
     pub fn memory_bytes(&self) -> usize {
         let links: usize = self
@@ -822,6 +829,14 @@ impl Node {
                     }
                     S::HandshakeFailed { peer, .. } => {
                         failed.push(*peer);
+                        None
+                    }
+                    // Closing (local, remote, eviction, close-all) or expiry may erase a handshake without a
+                    // HandshakeFailed: its lost-session mark goes too, or stale marks fill their table.
+                    S::Closed { peer, .. } | S::Expired { peer, .. } => {
+                        if !self.sessions.handshake_in_progress(peer) {
+                            self.lost_sessions.remove(peer);
+                        }
                         None
                     }
                     _ => None,

@@ -91,15 +91,27 @@ impl Node {
         if !self.config.route.early_resend {
             return;
         }
-        // Bounded by the session table: a peer is marked only while a handshake with it is in progress.
-        if self.lost_sessions.len() < self.config.session.max_peers.max(1) {
+        // Bounded by the session table: a peer is marked only while a handshake with it is in progress. Marks are
+        // cleared when the handshake ends or the peer's state is closed or expires; a handshake erased without an
+        // event (one with no session yet, closed or evicted) leaves a mark that is pruned here when the set is full.
+        if !self.sessions.handshake_in_progress(&peer) {
+            return;
+        }
+        let cap = self.config.session.max_peers.max(1);
+        if self.lost_sessions.len() >= cap && !self.lost_sessions.contains(&peer) {
+            let sessions = &self.sessions;
+            self.lost_sessions
+                .retain(|p| sessions.handshake_in_progress(p));
+        }
+        if self.lost_sessions.len() < cap {
             self.lost_sessions.insert(peer);
         }
     }
 
     /// Sessions established (or renewed) and handshakes failed in the last pump: a peer marked by
     /// [`Node::peer_lost_session`] gets its unacknowledged messages resent on its new session; a failed
-    /// handshake clears the mark (the messages keep their retry instants).
+    /// handshake clears the mark (the messages keep their retry instants), as does a close or expiry that leaves
+    /// no handshake ([`Node::pump`]).
     pub(super) fn sessions_replaced(&mut self, new: &[NodeId], failed: &[NodeId], now: Instant) {
         for peer in failed {
             self.lost_sessions.remove(peer);
