@@ -237,6 +237,32 @@ fn undeliverable_message_fails_at_expiry() {
 }
 
 #[test]
+fn joining_past_max_channels_is_too_many_channels_not_invalid() {
+    let mut m = Medium::line(2, RelayPolicy::Managed);
+    let max = m.nodes[0].max_channels();
+    for i in 0..max {
+        let name = format!("c{i}");
+        let key = ChannelKey::from_bytes(&name, [1; 32]).unwrap();
+        m.nodes[0].join_channel(&name, key).unwrap();
+    }
+    let extra = ChannelKey::from_bytes("extra", [1; 32]).unwrap();
+    let err = m.nodes[0].join_channel("extra", extra).unwrap_err();
+    assert_eq!(err, NodeError::TooManyChannels { joined: max });
+    assert_eq!(
+        err.to_string(),
+        format!("this node has joined {max} channels, the most it can; leave one first")
+    );
+    // Rejoining one already joined replaces its key, full or not; a key for another name stays invalid.
+    let again = ChannelKey::from_bytes("c0", [2; 32]).unwrap();
+    m.nodes[0].join_channel("c0", again).unwrap();
+    let other = ChannelKey::from_bytes("c1", [2; 32]).unwrap();
+    assert_eq!(
+        m.nodes[0].join_channel("c0", other),
+        Err(NodeError::InvalidChannel)
+    );
+}
+
+#[test]
 fn channel_members_read_and_wrong_password_is_reported() {
     let mut m = Medium::line(4, RelayPolicy::Managed);
     settle(&mut m);

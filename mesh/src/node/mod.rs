@@ -348,13 +348,16 @@ impl Node {
 
     /// Joins the password channel `name` with `key` (derived for that name, see [`ChannelKey::derive`]); frames
     /// of that channel are then opened and delivered. Joining again replaces the key. Refused with
-    /// [`NodeError::InvalidChannel`] when the key is for another name or `max_channels` are joined.
+    /// [`NodeError::InvalidChannel`] when the key is for another name, [`NodeError::TooManyChannels`] when
+    /// `max_channels` others are joined.
     pub fn join_channel(&mut self, name: &str, key: ChannelKey) -> Result<(), NodeError> {
         if key.name() != name {
             return Err(NodeError::InvalidChannel);
         }
         if !self.channels.contains_key(name) && self.channels.len() >= self.config.max_channels {
-            return Err(NodeError::InvalidChannel);
+            return Err(NodeError::TooManyChannels {
+                joined: self.channels.len(),
+            });
         }
         self.channels.insert(String::from(name), key);
         Ok(())
