@@ -37,6 +37,12 @@ fn private_message_across_the_line_with_relayed_handshake() {
     settle(&mut m);
     let (now, dst) = (m.now, m.id(5));
     assert_eq!(m.nodes[0].peers().len(), 5, "every peer announced");
+    assert_eq!(m.nodes[0].peer_nickname(&dst), Some("node5"));
+    assert_eq!(
+        m.nodes[0].peer_nickname(&m.id(0)),
+        None,
+        "not a peer of itself"
+    );
     let id = m.nodes[0].send(dst, b"secret", now).unwrap();
     m.run_for(Duration::from_secs(5));
     let e5 = m.take_events(5);

@@ -565,6 +565,12 @@ impl Node {
             .collect()
     }
 
+    /// The nickname `id` announced, if it is a known peer: one table lookup, where [`Node::peers`] builds every
+    /// peer's info (and fingerprint).
+    pub fn peer_nickname(&self, id: &NodeId) -> Option<&str> {
+        self.peers.get(id).map(|p| p.nickname.as_str())
+    }
+
     /// Peers known from their announces.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.peers
