@@ -131,11 +131,12 @@ fn close_all_reason_learned_by_the_peer(by_user: bool) -> Vec<CloseReason> {
     m.run_for(Duration::from_secs(5));
     assert_eq!(received(&m.take_events(2), b"open a session"), 1);
     let now = m.now;
-    if by_user {
-        m.nodes[0].close_all_by_user(now);
+    let reason = if by_user {
+        CloseReason::User
     } else {
-        m.nodes[0].close_all(now);
-    }
+        CloseReason::Shutdown
+    };
+    m.nodes[0].close_all(reason, now);
     m.run_for(Duration::from_secs(2));
     m.take_events(2)
         .into_iter()

@@ -316,7 +316,9 @@ impl Loop {
                 Ok(json!({"peer": id.to_string()}))
             }
             Command::CloseAll => {
-                self.driver.node.close_all_by_user(now);
+                self.driver
+                    .node
+                    .close_all(mesh::session::CloseReason::User, now);
                 Ok(json!({"closed": "all"}))
             }
         };
@@ -387,7 +389,9 @@ impl Loop {
 
     fn stop(&mut self) {
         let now = self.clock.now();
-        self.driver.node.close_all(now);
+        self.driver
+            .node
+            .close_all(mesh::session::CloseReason::Shutdown, now);
         let driver = &mut self.driver;
         self.backend.with_radio(|radio| {
             driver.drain_actions(radio);

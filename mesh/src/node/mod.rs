@@ -71,7 +71,7 @@ struct LinkState {
 ///    packet from a link), [`Node::handle_timeout`] (when the instant of [`Node::poll_timeout`] has passed;
 ///    spurious calls are harmless), and the application's [`Node::send`], [`Node::broadcast`],
 ///    [`Node::join_channel`], [`Node::leave_channel`], [`Node::send_channel`], [`Node::close_session`],
-///    [`Node::close_all_by_user`], [`Node::close_all`] (stopping), [`Node::trust`];
+///    [`Node::close_all`], [`Node::trust`];
 /// 3. output, drained after every input: [`Node::poll_action`] (perform each transmit), [`Node::poll_event`],
 ///    then [`Node::poll_timeout`] to re-arm the timer;
 /// 4. inspection: [`Node::stats`], [`Node::neighbours`], [`Node::peers`], [`Node::memory_bytes`].
@@ -419,20 +419,9 @@ impl Node {
         r
     }
 
-    /// Closes every session because the node stops: each peer learns CLOSE reason shutdown. A user closing all
-    /// sessions while the node keeps running uses [`Node::close_all_by_user`] instead.
-    pub fn close_all(&mut self, now: Instant) {
-        self.close_all_with(CloseReason::Shutdown, now);
-    }
-
-    /// Closes every session at the user's request (`ctl close --all`): each peer learns CLOSE reason user, as for
-    /// [`Node::close_session`].
-    pub fn close_all_by_user(&mut self, now: Instant) {
-        self.close_all_with(CloseReason::User, now);
-    }
-
-    /// Closes every session, telling each peer `reason`.
-    pub fn close_all_with(&mut self, reason: CloseReason, now: Instant) {
+    /// Closes every session, telling each peer `reason`: [`CloseReason::Shutdown`] when the node stops,
+    /// [`CloseReason::User`] at the user's request (`ctl close --all`, as for [`Node::close_session`]).
+    pub fn close_all(&mut self, reason: CloseReason, now: Instant) {
         self.sessions.close_all(reason, now);
         self.pump(now);
     }
