@@ -47,7 +47,9 @@ impl Node {
                 self.stats.early_resends_limited.saturating_add(work);
             return;
         }
-        // Bounded: entries exist only for peers with work (outbox, handshakes) and are forgotten after the gap.
+        // Bounded by `cap`: entries are made only for peers with work (outbox, handshakes); one older than the gap
+        // counts as absent (checked by time above), and those are pruned here, only when the map is full, before
+        // a new peer is refused. No timer needs to forget them.
         let cap = self
             .config
             .route
@@ -123,14 +125,6 @@ impl Node {
             .collect();
         for peer in marked {
             self.resend_messages(peer, now);
-        }
-    }
-
-    /// Forgets early-resend gaps that have passed.
-    pub(super) fn resume_timers(&mut self, now: Instant) {
-        let gap = self.config.route.early_resend_gap;
-        if !self.resumed.is_empty() {
-            self.resumed.retain(|_, at| now.saturating_since(*at) < gap);
         }
     }
 }
