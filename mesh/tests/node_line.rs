@@ -37,6 +37,12 @@ fn private_message_across_the_line_with_relayed_handshake() {
     settle(&mut m);
     let (now, dst) = (m.now, m.id(5));
     assert_eq!(m.nodes[0].peers().len(), 5, "every peer announced");
+    assert_eq!(m.nodes[0].peer_nickname(&dst), Some("node5"));
+    assert_eq!(
+        m.nodes[0].peer_nickname(&m.id(0)),
+        None,
+        "not a peer of itself"
+    );
     let id = m.nodes[0].send(dst, b"secret", now).unwrap();
     m.run_for(Duration::from_secs(5));
     let e5 = m.take_events(5);
@@ -125,11 +131,12 @@ fn close_all_reason_learned_by_the_peer(by_user: bool) -> Vec<CloseReason> {
     m.run_for(Duration::from_secs(5));
     assert_eq!(received(&m.take_events(2), b"open a session"), 1);
     let now = m.now;
-    if by_user {
-        m.nodes[0].close_all_by_user(now);
+    let reason = if by_user {
+        CloseReason::User
     } else {
-        m.nodes[0].close_all(now);
-    }
+        CloseReason::Shutdown
+    };
+    m.nodes[0].close_all(reason, now);
     m.run_for(Duration::from_secs(2));
     m.take_events(2)
         .into_iter()
@@ -234,6 +241,32 @@ fn undeliverable_message_fails_at_expiry() {
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::DeliveryFailed { id: i, .. } if *i == id)));
+}
+
+#[test]
+fn joining_past_max_channels_is_too_many_channels_not_invalid() {
+    let mut m = Medium::line(2, RelayPolicy::Managed);
+    let max = m.nodes[0].max_channels();
+    for i in 0..max {
+        let name = format!("c{i}");
+        let key = ChannelKey::from_bytes(&name, [1; 32]).unwrap();
+        m.nodes[0].join_channel(&name, key).unwrap();
+    }
+    let extra = ChannelKey::from_bytes("extra", [1; 32]).unwrap();
+    let err = m.nodes[0].join_channel("extra", extra).unwrap_err();
+    assert_eq!(err, NodeError::TooManyChannels { joined: max });
+    assert_eq!(
+        err.to_string(),
+        format!("this node has joined {max} channels, the most it can; leave one first")
+    );
+    // Rejoining one already joined replaces its key, full or not; a key for another name stays invalid.
+    let again = ChannelKey::from_bytes("c0", [2; 32]).unwrap();
+    m.nodes[0].join_channel("c0", again).unwrap();
+    let other = ChannelKey::from_bytes("c1", [2; 32]).unwrap();
+    assert_eq!(
+        m.nodes[0].join_channel("c0", other),
+        Err(NodeError::InvalidChannel)
+    );
 }
 
 #[test]

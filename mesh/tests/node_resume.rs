@@ -397,3 +397,68 @@ fn early_resends_off_leaves_the_retry_timer_in_charge() {
     assert_eq!(m.nodes[0].stats().early_resends, 0);
     exactly_once(&mut m, 0, 1, b"away", id, &log);
 }
+
+/// A session closed while its peer is marked as having lost it (UNKNOWN_SESSION, handshake under way) drops the
+/// mark: stale marks must not fill the table of marks and stop the resend-on-new-session for other peers.
+#[test]
+fn closing_a_session_whose_peer_lost_it_clears_the_mark() {
+    // Node 0 in the middle of leaves 1, 2, 3; room for two sessions (so two marks); no message retry during the
+    // test, so only the new-session trigger can deliver quickly.
+    let mut cs = configs(4, false, |_| {});
+    cs[0].session.max_peers = 2;
+    cs[0].route.ack_timeout = Duration::from_secs(60);
+    let mut m = Medium::with_configs(cs);
+    for leaf in 1..4 {
+        m.connect(0, leaf);
+    }
+    m.run_for(Duration::from_secs(3));
+    warm_up(&mut m, 0, 1);
+    warm_up(&mut m, 0, 2);
+    // 1 and 2 lose their sessions; node 0's next message to each draws UNKNOWN_SESSION and marks it.
+    m.restart(1, 11);
+    m.restart(2, 12);
+    m.run_for(Duration::from_millis(100));
+    let now = m.now;
+    for leaf in [1, 2] {
+        let to = m.id(leaf);
+        m.nodes[0].send(to, b"lost", now).unwrap();
+    }
+    let mut steps = 0;
+    while m.nodes[0].lost_session_marks() < 2 {
+        assert!(steps < 200, "both peers marked");
+        m.run_for(Duration::from_millis(1));
+        steps += 1;
+    }
+    let now = m.now;
+    for leaf in [1, 2] {
+        let to = m.id(leaf);
+        m.nodes[0].close_session(to, now).unwrap();
+    }
+    assert_eq!(m.nodes[0].lost_session_marks(), 0, "closed: marks cleared");
+    // A third peer that loses its session still gets its message on the new one at once.
+    warm_up(&mut m, 0, 3);
+    m.restart(3, 13);
+    m.run_for(Duration::from_millis(100));
+    let before = m.nodes[0].stats().early_resends;
+    let now = m.now;
+    let c = m.id(3);
+    m.nodes[0].send(c, b"after closes", now).unwrap();
+    let mut log = Vec::new();
+    let t = time_to_delivery(
+        &mut m,
+        3,
+        b"after closes",
+        Duration::from_secs(10),
+        &mut log,
+    );
+    assert!(
+        t.is_some_and(|t| t < BOUND),
+        "delivered {t:?} after the send"
+    );
+    assert_eq!(
+        m.nodes[0].stats().early_resends,
+        before + 1,
+        "on the new session"
+    );
+    assert_eq!(m.nodes[0].lost_session_marks(), 0);
+}

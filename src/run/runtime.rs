@@ -324,7 +324,9 @@ impl Loop {
                 Ok(json!({"peer": id.to_string()}))
             }
             Command::CloseAll => {
-                self.driver.node.close_all_by_user(now);
+                self.driver
+                    .node
+                    .close_all(mesh::session::CloseReason::User, now);
                 Ok(json!({"closed": "all"}))
             }
         };
@@ -395,7 +397,9 @@ impl Loop {
 
     fn stop(&mut self) {
         let now = self.clock.now();
-        self.driver.node.close_all(now);
+        self.driver
+            .node
+            .close_all(mesh::session::CloseReason::Shutdown, now);
         let driver = &mut self.driver;
         self.backend.with_radio(|radio| {
             driver.drain_actions(radio);

@@ -427,8 +427,13 @@ pub enum NodeError {
     OutboxFull,
     /// No channel of that name is joined.
     NotJoined,
-    /// Too many channels are joined, or the name is not valid.
+    /// The channel name is not valid, or the key is for another name.
     InvalidChannel,
+    /// `joined` channels are joined, the most [`super::Node::max_channels`] allows: leave one first.
+    TooManyChannels {
+        /// How many channels are joined.
+        joined: usize,
+    },
     /// The session layer refused.
     Session(SessionError),
     /// A frame could not be built.
@@ -447,7 +452,11 @@ impl fmt::Display for NodeError {
             }
             NodeError::OutboxFull => f.write_str("outbox full"),
             NodeError::NotJoined => f.write_str("channel not joined"),
-            NodeError::InvalidChannel => f.write_str("invalid channel name or too many channels"),
+            NodeError::InvalidChannel => f.write_str("invalid channel name"),
+            NodeError::TooManyChannels { joined } => write!(
+                f,
+                "this node has joined {joined} channels, the most it can; leave one first"
+            ),
             NodeError::Session(e) => write!(f, "session: {e}"),
             NodeError::Wire(e) => write!(f, "frame: {e}"),
             NodeError::Link(e) => write!(f, "link: {e}"),

@@ -75,7 +75,9 @@ impl Node {
             .default_ttl
             .saturating_sub(ttl)
             .saturating_add(1);
-        let route_new = self.no_route(&src, now);
+        // Only an announce uses it (§7.7 trigger): a route to `src` learned now is a new one.
+        let route_new = header.as_ref().is_some_and(|h| h.kind == Kind::Announce)
+            && !self.routes.usable(&src, now);
         self.routes
             .learn(src, link, hops, self.config.route.route_lifetime, now);
         let Some(h) = header else {
@@ -251,7 +253,7 @@ impl Node {
         }
         self.stats.peer_syncs_received = self.stats.peer_syncs_received.saturating_add(1);
         if age < lifetime {
-            let route_new = self.no_route(&sync.peer, now);
+            let route_new = !self.routes.usable(&sync.peer, now);
             self.routes.learn(sync.peer, link, hops, lifetime, heard);
             if route_new {
                 // §7.7: the new neighbour leads to this peer: what was sent to it meanwhile goes again now.
@@ -268,14 +270,6 @@ impl Node {
                 now,
             );
         }
-    }
-
-    /// True when the node has no usable route to `peer` (none, expired, or past its confirmation deadline,
-    /// §7.5): a route learned now is a new one.
-    fn no_route(&self, peer: &NodeId, now: Instant) -> bool {
-        self.routes
-            .get(peer)
-            .is_none_or(|r| r.expires <= now || r.confirm_by.is_some_and(|t| t <= now))
     }
 
     /// Refreshes `peer` when `a` carries exactly the keys, capabilities and nickname last verified for it.

@@ -71,7 +71,7 @@ struct LinkState {
 ///    packet from a link), [`Node::handle_timeout`] (when the instant of [`Node::poll_timeout`] has passed;
 ///    spurious calls are harmless), and the application's [`Node::send`], [`Node::broadcast`],
 ///    [`Node::join_channel`], [`Node::leave_channel`], [`Node::send_channel`], [`Node::close_session`],
-///    [`Node::close_all_by_user`], [`Node::close_all`] (stopping), [`Node::trust`];
+///    [`Node::close_all`], [`Node::trust`];
 /// 3. output, drained after every input: [`Node::poll_action`] (perform each transmit), [`Node::poll_event`],
 ///    then [`Node::poll_timeout`] to re-arm the timer;
 /// 4. inspection: [`Node::stats`], [`Node::neighbours`], [`Node::peers`], [`Node::memory_bytes`].
@@ -348,13 +348,16 @@ impl Node {
 
     /// Joins the password channel `name` with `key` (derived for that name, see [`ChannelKey::derive`]); frames
     /// of that channel are then opened and delivered. Joining again replaces the key. Refused with
-    /// [`NodeError::InvalidChannel`] when the key is for another name or `max_channels` are joined.
+    /// [`NodeError::InvalidChannel`] when the key is for another name, [`NodeError::TooManyChannels`] when
+    /// `max_channels` others are joined.
     pub fn join_channel(&mut self, name: &str, key: ChannelKey) -> Result<(), NodeError> {
         if key.name() != name {
             return Err(NodeError::InvalidChannel);
         }
         if !self.channels.contains_key(name) && self.channels.len() >= self.config.max_channels {
-            return Err(NodeError::InvalidChannel);
+            return Err(NodeError::TooManyChannels {
+                joined: self.channels.len(),
+            });
         }
         self.channels.insert(String::from(name), key);
         Ok(())
@@ -416,20 +419,9 @@ impl Node {
         r
     }
 
-    /// Closes every session because the node stops: each peer learns CLOSE reason shutdown. A user closing all
-    /// sessions while the node keeps running uses [`Node::close_all_by_user`] instead.
-    pub fn close_all(&mut self, now: Instant) {
-        self.close_all_with(CloseReason::Shutdown, now);
-    }
-
-    /// Closes every session at the user's request (`ctl close --all`): each peer learns CLOSE reason user, as for
-    /// [`Node::close_session`].
-    pub fn close_all_by_user(&mut self, now: Instant) {
-        self.close_all_with(CloseReason::User, now);
-    }
-
-    /// Closes every session, telling each peer `reason`.
-    pub fn close_all_with(&mut self, reason: CloseReason, now: Instant) {
+    /// Closes every session, telling each peer `reason`: [`CloseReason::Shutdown`] when the node stops,
+    /// [`CloseReason::User`] at the user's request (`ctl close --all`, as for [`Node::close_session`]).
+    pub fn close_all(&mut self, reason: CloseReason, now: Instant) {
         self.sessions.close_all(reason, now);
         self.pump(now);
     }
@@ -562,6 +554,12 @@ impl Node {
             .collect()
     }
 
+    /// The nickname `id` announced, if it is a known peer: one table lookup, where [`Node::peers`] builds every
+    /// peer's info (and fingerprint).
+    pub fn peer_nickname(&self, id: &NodeId) -> Option<&str> {
+        self.peers.get(id).map(|p| p.nickname.as_str())
+    }
+
     /// Peers known from their announces.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.peers
@@ -584,6 +582,13 @@ impl Node {
                 nickname_conflict: p.nickname_conflict,
             })
             .collect()
+    }
+
+    /// How many peers are marked as having lost their session (UNKNOWN_SESSION while a handshake with them got
+    /// under way): for tests of the early-resend bookkeeping.
+    #[doc(hidden)]
+    pub fn lost_session_marks(&self) -> usize {
+        self.lost_sessions.len()
     }
 
     /// An estimate of the heap and inline memory this node holds.
@@ -822,6 +827,14 @@ impl Node {
                     }
                     S::HandshakeFailed { peer, .. } => {
                         failed.push(*peer);
+                        None
+                    }
+                    // Closing (local, remote, eviction, close-all) or expiry may erase a handshake without a
+                    // HandshakeFailed: its lost-session mark goes too, or stale marks fill their table.
+                    S::Closed { peer, .. } | S::Expired { peer, .. } => {
+                        if !self.sessions.handshake_in_progress(peer) {
+                            self.lost_sessions.remove(peer);
+                        }
                         None
                     }
                     _ => None,

@@ -47,7 +47,9 @@ impl Node {
                 self.stats.early_resends_limited.saturating_add(work);
             return;
         }
-        // Bounded: entries exist only for peers with work (outbox, handshakes) and are forgotten after the gap.
+        // Bounded by `cap`: entries are made only for peers with work (outbox, handshakes); one older than the gap
+        // counts as absent (checked by time above), and those are pruned here, only when the map is full, before
+        // a new peer is refused. No timer needs to forget them.
         let cap = self
             .config
             .route
@@ -91,15 +93,27 @@ impl Node {
         if !self.config.route.early_resend {
             return;
         }
-        // Bounded by the session table: a peer is marked only while a handshake with it is in progress.
-        if self.lost_sessions.len() < self.config.session.max_peers.max(1) {
+        // Bounded by the session table: a peer is marked only while a handshake with it is in progress. Marks are
+        // cleared when the handshake ends or the peer's state is closed or expires; a handshake erased without an
+        // event (one with no session yet, closed or evicted) leaves a mark that is pruned here when the set is full.
+        if !self.sessions.handshake_in_progress(&peer) {
+            return;
+        }
+        let cap = self.config.session.max_peers.max(1);
+        if self.lost_sessions.len() >= cap && !self.lost_sessions.contains(&peer) {
+            let sessions = &self.sessions;
+            self.lost_sessions
+                .retain(|p| sessions.handshake_in_progress(p));
+        }
+        if self.lost_sessions.len() < cap {
             self.lost_sessions.insert(peer);
         }
     }
 
     /// Sessions established (or renewed) and handshakes failed in the last pump: a peer marked by
     /// [`Node::peer_lost_session`] gets its unacknowledged messages resent on its new session; a failed
-    /// handshake clears the mark (the messages keep their retry instants).
+    /// handshake clears the mark (the messages keep their retry instants), as does a close or expiry that leaves
+    /// no handshake ([`Node::pump`]).
     pub(super) fn sessions_replaced(&mut self, new: &[NodeId], failed: &[NodeId], now: Instant) {
         for peer in failed {
             self.lost_sessions.remove(peer);
@@ -111,14 +125,6 @@ impl Node {
             .collect();
         for peer in marked {
             self.resend_messages(peer, now);
-        }
-    }
-
-    /// Forgets early-resend gaps that have passed.
-    pub(super) fn resume_timers(&mut self, now: Instant) {
-        let gap = self.config.route.early_resend_gap;
-        if !self.resumed.is_empty() {
-            self.resumed.retain(|_, at| now.saturating_since(*at) < gap);
         }
     }
 }

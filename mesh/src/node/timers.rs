@@ -56,7 +56,6 @@ impl Node {
         self.dup.remove_expired(now);
         self.routes.remove_expired(now);
         self.seen.remove_expired(now);
-        self.resume_timers(now);
         self.pump(now);
     }
 

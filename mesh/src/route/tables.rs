@@ -282,6 +282,14 @@ pub struct Route {
     pub confirm_by: Option<Instant>,
 }
 
+impl Route {
+    /// Neither expired nor past its confirmation deadline at `now`: the one rule for [`Routes::lookup`] and
+    /// [`Routes::usable`].
+    fn usable(&self, now: Instant) -> bool {
+        self.expires > now && self.confirm_by.is_none_or(|t| t > now)
+    }
+}
+
 /// Bounded table of reverse paths.
 #[derive(Clone, Debug, Default)]
 pub struct Routes {
@@ -362,9 +370,8 @@ impl Routes {
         now: Instant,
     ) -> Option<LinkId> {
         let r = self.map.get_mut(dst)?;
-        let expired = r.expires <= now;
-        let unconfirmed = r.confirm_by.is_some_and(|t| t <= now);
-        if expired || unconfirmed {
+        if !r.usable(now) {
+            let unconfirmed = r.confirm_by.is_some_and(|t| t <= now);
             self.map.remove(dst);
             if unconfirmed {
                 self.broken = self.broken.saturating_add(1);
@@ -375,6 +382,12 @@ impl Routes {
             r.confirm_by = Some(now + confirm);
         }
         Some(r.link)
+    }
+
+    /// Whether a usable route to `dst` exists (one [`Routes::lookup`] would return): known, not expired and not
+    /// past its confirmation deadline (§7.5). No side effects.
+    pub fn usable(&self, dst: &NodeId, now: Instant) -> bool {
+        self.map.get(dst).is_some_and(|r| r.usable(now))
     }
 
     /// The route to `dst` without side effects.

@@ -42,7 +42,13 @@ impl Sessions {
         }
     }
 
-    fn push_handshake(&mut self, kind: Kind, peer: NodeId, session_id: u8, noise: &[u8]) {
+    pub(super) fn push_handshake(
+        &mut self,
+        kind: Kind,
+        peer: NodeId,
+        session_id: u8,
+        noise: &[u8],
+    ) {
         let header = self.header(kind, peer);
         let body = wire::Handshake { session_id, noise };
         let mut frame = alloc::vec![0u8; HEADER_LEN + body.buffer_len()];
@@ -193,24 +199,6 @@ impl Sessions {
         h.next_retry = now + retry;
         let (kind, sid, msg) = h.last_message();
         self.push_handshake(kind, peer, sid, &msg);
-    }
-
-    /// Resends the last handshake message to `peer` at once, because the peer has just become reachable again
-    /// (PROTOCOL.md §6.8): the retry that was due next is taken now (a new frame, fresh frame id) and the retry
-    /// timer restarts from now; a handshake with no retry left is resent once more and still gives up at its
-    /// deadline. False when no handshake with `peer` is in progress.
-    pub(super) fn resend_handshake_now(&mut self, peer: NodeId, now: Instant) -> bool {
-        let (retry, max) = (self.cfg.handshake_retry, self.cfg.handshake_retries);
-        let Some(h) = self.table.get_mut(&peer).and_then(|p| p.next.as_mut()) else {
-            return false;
-        };
-        if h.retries < max {
-            h.retries += 1;
-            h.next_retry = now + retry;
-        }
-        let (kind, sid, msg) = h.last_message();
-        self.push_handshake(kind, peer, sid, &msg);
-        true
     }
 
     /// Applies the limit rules of `timers::due` to the sessions of `peer`.

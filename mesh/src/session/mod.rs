@@ -309,11 +309,23 @@ impl Sessions {
         self.table.get(peer).is_some_and(|p| p.next.is_some())
     }
 
-    /// The peer has just become reachable again (a link to it came up, or a route to it was learned): the last
-    /// handshake message is resent at once instead of at its retry instant, taking that retry's place (see
-    /// PROTOCOL.md §6.8). False when no handshake with `peer` is in progress.
+    /// Resends the last handshake message to `peer` at once, because the peer has just become reachable again
+    /// (a link to it came up, or a route to it was learned; PROTOCOL.md §6.8): the retry that was due next is
+    /// taken now (a new frame, fresh frame id) and the retry timer restarts from now; a handshake with no retry
+    /// left is resent once more and still gives up at its deadline. False when no handshake with `peer` is in
+    /// progress.
     pub fn resend_handshake(&mut self, peer: NodeId, now: Instant) -> bool {
-        self.resend_handshake_now(peer, now)
+        let (retry, max) = (self.cfg.handshake_retry, self.cfg.handshake_retries);
+        let Some(h) = self.table.get_mut(&peer).and_then(|p| p.next.as_mut()) else {
+            return false;
+        };
+        if h.retries < max {
+            h.retries += 1;
+            h.next_retry = now + retry;
+        }
+        let (kind, sid, msg) = h.last_message();
+        self.push_handshake(kind, peer, sid, &msg);
+        true
     }
 
     /// Drop counters, one per reason.
