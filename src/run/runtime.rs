@@ -162,9 +162,10 @@ impl Loop {
 
     /// The nickname known for `id`: from its announces, else from the store (a peer that just went away),
     /// else `""`.
+    /// The nickname shown beside `id` in events: the peers table's, else (a peer just gone) the store's.
     fn nickname_of(&self, id: NodeId) -> String {
-        if let Some(p) = self.driver.node.peers().into_iter().find(|p| p.id == id) {
-            return p.nickname;
+        if let Some(nick) = self.driver.node.peer_nickname(&id) {
+            return nick.to_string();
         }
         match self.store.peer(id) {
             Ok(Some(record)) => record.nickname,
