@@ -47,16 +47,7 @@ fn listen_human(dir: &std::path::Path) -> (Proc, mpsc::Receiver<String>) {
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
     assert!(first.contains("listening"), "{first}");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (proc, rx)
+    (proc, forward_lines(stdout, Some))
 }
 
 #[test]

@@ -194,6 +194,26 @@ pub fn knows(dir: &Path, id: &str) -> bool {
         .is_some_and(|a| a.iter().any(|p| p["id"] == id))
 }
 
+/// The lines `r` yields, each mapped by `f` (lines it maps to `None` are skipped), on a channel fed by a thread that
+/// ends with the stream or when the receiver is dropped.
+pub fn forward_lines<T: Send + 'static>(
+    r: impl std::io::Read + Send + 'static,
+    f: impl Fn(String) -> Option<T> + Send + 'static,
+) -> mpsc::Receiver<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = f(line) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// `ctl listen --json` as a child whose lines arrive on a channel.
 pub fn listen(dir: &Path) -> (Proc, mpsc::Receiver<serde_json::Value>) {
     let mut child = Command::new(BIN)
@@ -205,17 +225,8 @@ pub fn listen(dir: &Path) -> (Proc, mpsc::Receiver<serde_json::Value>) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if let Ok(v) = serde_json::from_str(&line) {
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        }
+    let rx = forward_lines(child.stdout.take().unwrap(), |line| {
+        serde_json::from_str::<serde_json::Value>(&line).ok()
     });
     // `ctl --json listen` prints {"event":"listening"} once the node has subscribed it: only then is no event
     // missed, so callers may start sending.
